@@ -1,0 +1,18 @@
+"""tfpcourse: the support package of an executable course on TensorFlow Probability.
+
+The package is deliberately light to import: TensorFlow is loaded only when a helper needs it
+(``tfpcourse.device.setup()`` is the usual first call of a notebook). Modules, one concept each:
+
+``config``     run profiles (``full`` / ``smoke``) and environment settings
+``device``     quiet, GPU-ready TensorFlow start-up and the distribution strategy
+``seeding``    reproducible randomness, including TFP stateless seeds
+``data``       MNIST-family loaders with pinned checksums, cache and mirror
+``pipelines``  ``tf.data`` input pipelines (scaling, binarisation, shuffling, batching)
+``toy2d``      2-D toy densities for the flow chapters
+``graphs``     static pictures of TensorFlow graphs
+``timing``     honest timings for notebooks and benchmarks
+``notebooks``  pairing, execution and nbval bookkeeping for the course's notebooks
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -1,0 +1,170 @@
+"""The ``tfpcourse`` command.
+
+::
+
+    tfpcourse data list                 # datasets, files and their cache state
+    tfpcourse data download [NAME ...]  # fetch and verify ahead of a class (default: all)
+    tfpcourse run [NOTEBOOK ...]        # execute notebooks, report time and memory
+    tfpcourse checks [NOTEBOOK ...]     # how many output cells nbval compares, per notebook
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} GB"  # pragma: no cover
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    from tfpcourse import data
+    from tfpcourse.config import get_config
+
+    names = args.names or None
+    statuses = data.cache_status(names)
+    mirror = get_config().data_mirror
+    header = ["dataset", "file", "size", "cache"] + (["in mirror"] if mirror else [])
+    rows = []
+    for s in statuses:
+        row = [s.dataset, s.filename, _human(s.size), s.state]
+        if mirror:
+            row.append("?" if s.in_mirror is None else ("yes" if s.in_mirror else "no"))
+        rows.append(row)
+    print(f"Cache folder: {data.cache_dir()}")
+    print(f"Mirror: {mirror or '(none; set TFPCOURSE_DATA_MIRROR to use one)'}")
+    print(_table(rows, header))
+    return 0
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from tfpcourse import data
+
+    names = args.names or list(data.DATASETS)
+    failures = 0
+    for name in names:
+        if name not in data.DATASETS:
+            print(f"Unknown dataset {name!r}; choose from {', '.join(data.DATASETS)}",
+                  file=sys.stderr)
+            return 2
+        info = data.DATASETS[name]
+        for split in data.SPLITS:
+            try:
+                # Loading also writes the decoded cache, so a class's first load is fast.
+                data.load(name, splits=(split,))
+                print(f"{info.title:15s} {split:5s}  ok (verified)")
+            except data.DataError as err:
+                failures += 1
+                print(f"{info.title:15s} {split:5s}  FAILED\n{err}\n", file=sys.stderr)
+    print(f"Cache folder: {data.cache_dir()}")
+    return 1 if failures else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tfpcourse import notebooks as nbs
+
+    paths = [Path(p) for p in args.notebooks] or nbs.find_notebooks(args.folder)
+    if not paths:
+        print("No notebooks to run.", file=sys.stderr)
+        return 2
+    results = []
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths, start=1):
+        print(f"[{i}/{len(paths)}] {path.name} ({args.profile}) ...", flush=True)
+        output = path if args.inplace else (out_dir / path.name if out_dir else None)
+        result = nbs.execute(path, profile=args.profile, output=output, timeout=args.timeout)
+        status = "ok" if result.ok else f"FAILED: {result.error}"
+        print(f"    {result.seconds:7.1f} s  {result.peak_rss_mb:7.0f} MB  {status}", flush=True)
+        results.append(result)
+    rows = [
+        [r.notebook, f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}", "pass" if r.ok else "FAIL"]
+        for r in results
+    ]
+    total = sum(r.seconds for r in results)
+    rows.append(["total", f"{total:.1f}", f"{max(r.peak_rss_mb for r in results):.0f}",
+                 "pass" if all(r.ok for r in results) else "FAIL"])
+    print()
+    print(_table(rows, ["notebook", "wall time (s)", "peak RSS (MB)", "result"]))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps([r.as_dict() for r in results], indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"Report written to {args.json}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _checks(args: argparse.Namespace) -> int:
+    from tfpcourse import notebooks as nbs
+
+    paths = [Path(p) for p in args.notebooks] or nbs.find_notebooks(args.folder)
+    rows = []
+    for path in paths:
+        s = nbs.check_stats(path)
+        rows.append([s.notebook, str(s.output_cells), str(s.checked_cells), f"{s.ratio:.0%}"])
+    print(_table(rows, ["notebook", "output cells", "checked by nbval", "ratio"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfpcourse", description="Tools for the tfpcourse notebooks and their data."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_data = sub.add_parser("data", help="list or download the datasets")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    p_list = data_sub.add_parser("list", help="show datasets and their cache state")
+    p_list.add_argument("names", nargs="*", help="datasets (default: all)")
+    p_list.set_defaults(func=_data_list)
+    p_dl = data_sub.add_parser("download", help="fetch and verify datasets ahead of time")
+    p_dl.add_argument("names", nargs="*", help="datasets (default: all)")
+    p_dl.set_defaults(func=_data_download)
+
+    from tfpcourse.config import PROFILES
+
+    p_run = sub.add_parser("run", help="execute notebooks and report time and memory")
+    p_run.add_argument("notebooks", nargs="*", help=".ipynb files (default: all chapters)")
+    p_run.add_argument("--folder", default="notebooks", help="where the chapters are")
+    p_run.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
+    where = p_run.add_mutually_exclusive_group()
+    where.add_argument("--inplace", action="store_true", help="write outputs into the notebooks")
+    where.add_argument("--output-dir", help="write executed copies here")
+    p_run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    p_run.add_argument("--json", help="also write the report as JSON to this file")
+    p_run.set_defaults(func=_run)
+
+    p_checks = sub.add_parser("checks", help="count the output cells nbval compares")
+    p_checks.add_argument("notebooks", nargs="*")
+    p_checks.add_argument("--folder", default="notebooks")
+    p_checks.set_defaults(func=_checks)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tfpcourse`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Start TensorFlow the same way in every notebook: quietly, GPU-ready, with a strategy.
+
+Call :func:`setup` in the first code cell of a notebook, *before* anything else touches
+TensorFlow::
+
+    from tfpcourse import device
+
+    strategy = device.setup()
+
+It
+
+1. silences TensorFlow's C++ start-up chatter (oneDNN, CUDA, CPU-feature lines), which otherwise
+   lands in the notebook's stderr and makes outputs differ from machine to machine;
+2. turns on GPU *memory growth*, so TensorFlow takes GPU memory as it needs it instead of
+   grabbing all of it (which must happen before the first operation runs);
+3. prints which devices it found (CPU-only is fine for this course, and it says so);
+4. returns a :class:`tf.distribute.Strategy`: a ``MirroredStrategy`` over all GPUs when there
+   are several, the default (single-device) strategy otherwise.
+
+Mixed precision and XLA auto-clustering are switches, off by default: both can speed up a GPU,
+and both can slow down or change the numerics on a small CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tfpcourse._validate import check_bool, check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+__all__ = [
+    "DeviceReport",
+    "filter_tf_noise",
+    "quiet_stderr",
+    "setup",
+    "report",
+]
+
+# Lines TensorFlow's C++ runtime writes straight to file descriptor 2 at start-up. They are
+# information, not problems, on a CPU-only machine.
+# e.g. "I0000 00:00:1795289078.513615    2287 port.cc:153] ..." (the seconds field may be a
+# whole epoch timestamp before absl is initialised).
+_GLOG_LINE = re.compile(r"^[IWEF]\d{4} \d+:\d+:\d+(\.\d+)?\s+\d+\s+\S+:\d+\]\s")
+_NOISE_PATTERNS = (
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"^To enable the following instructions:"),
+)
+_HARMLESS_ERRORS = (
+    "failed call to cuInit",
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "computation placer already registered",
+    "could not open file to read NUMA node",
+)
+
+
+def filter_tf_noise(text: str) -> str:
+    """Remove TensorFlow's known start-up log lines from ``text`` and keep everything else.
+
+    Informational and warning lines in glog format (``I0000 12:00:00.000 123 file.cc:12] ...``)
+    are dropped; error lines are dropped only when they are the well-known, harmless messages
+    of a machine without a GPU. Anything unrecognised is kept, so real errors still show.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    kept = []
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\n")
+        if not stripped.strip():
+            continue
+        if any(p.search(stripped) for p in _NOISE_PATTERNS):
+            continue
+        if _GLOG_LINE.match(stripped):
+            if stripped[0] in "IW":
+                continue
+            if any(msg in stripped for msg in _HARMLESS_ERRORS):
+                continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Capture what is written to file descriptor 2 inside the block and re-emit only what
+    :func:`filter_tf_noise` keeps.
+
+    TensorFlow's C++ code writes to the process's stderr directly, bypassing ``sys.stderr``, so
+    this redirects the file descriptor itself. Python-level writes to ``sys.stderr`` go through
+    unchanged.
+    """
+    try:
+        fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - exotic hosts
+        fd = 2
+    try:
+        saved = os.dup(fd)
+    except OSError:  # pragma: no cover - no real fd 2 (some embedded hosts)
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            with contextlib.suppress(Exception):
+                sys.__stderr__.flush()  # type: ignore[union-attr]
+            os.dup2(sink.fileno(), fd)
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            leftover = filter_tf_noise(sink.read().decode("utf-8", errors="replace"))
+            if leftover:
+                sys.stderr.write(leftover)
+                sys.stderr.flush()
+
+
+def _quiet_environment() -> None:
+    # Must be set before TensorFlow is imported to have any effect.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What :func:`setup` found."""
+
+    tensorflow_version: str
+    tfp_version: str
+    gpus: tuple[str, ...]
+    cpus: tuple[str, ...]
+    logical_devices: tuple[str, ...]
+    strategy: str
+    mixed_precision: bool
+    xla: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        lines = [f"TensorFlow {self.tensorflow_version}, TensorFlow Probability {self.tfp_version}"]
+        if self.gpus:
+            lines.append(f"GPUs: {len(self.gpus)} ({', '.join(self.gpus)}), memory growth on")
+        else:
+            lines.append("GPUs: none. Everything runs on the CPU, which is fine for this course.")
+        lines.append(f"Logical devices: {', '.join(self.logical_devices)}")
+        lines.append(f"Strategy: {self.strategy}")
+        lines.append(
+            f"Mixed precision: {'on' if self.mixed_precision else 'off'}; "
+            f"XLA auto-clustering: {'on' if self.xla else 'off'}"
+        )
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+_LAST_REPORT: DeviceReport | None = None
+
+
+def report() -> DeviceReport | None:
+    """The report of the last :func:`setup` call, or ``None`` if it has not run."""
+    return _LAST_REPORT
+
+
+def setup(
+    *,
+    mixed_precision: bool = False,
+    xla: bool = False,
+    logical_cpus: int | None = None,
+    verbose: bool = True,
+) -> tf.distribute.Strategy:
+    """Start TensorFlow for a notebook and return the distribution strategy to build models in.
+
+    Parameters
+    ----------
+    mixed_precision:
+        Use the ``mixed_float16`` Keras policy (worth it on recent GPUs only; on a CPU it is
+        slower, and a note says so).
+    xla:
+        Turn on XLA auto-clustering for all functions. Off by default: on a small CPU it can be
+        slower. To compile one function, use ``tf.function(jit_compile=True)`` instead.
+    logical_cpus:
+        Split the CPU into this many logical devices (at least 2), to try multi-device code
+        such as ``MirroredStrategy`` on a laptop. The strategy then mirrors over them.
+    verbose:
+        Print the device report.
+
+    Returns
+    -------
+    tf.distribute.Strategy
+        ``MirroredStrategy`` over the GPUs if there are several (or over the logical CPUs if
+        ``logical_cpus`` was given), else the default strategy.
+
+    Notes
+    -----
+    Device settings can only be changed before TensorFlow runs its first operation. If
+    ``setup`` is called later (say, twice in one kernel), the settings it cannot apply are
+    reported in the notes instead of raising; restart the kernel to apply them.
+    """
+    global _LAST_REPORT
+    check_bool("mixed_precision", mixed_precision)
+    check_bool("xla", xla)
+    check_bool("verbose", verbose)
+    check_int("logical_cpus", logical_cpus, minimum=2, allow_none=True)
+
+    _quiet_environment()
+    notes: list[str] = []
+    with quiet_stderr():
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        tf.get_logger().setLevel("ERROR")
+        gpus = tf.config.list_physical_devices("GPU")
+        cpus = tf.config.list_physical_devices("CPU")
+        for gpu in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                notes.append(
+                    "Note: GPU memory growth could not be set because TensorFlow had already "
+                    "started; restart the kernel and call setup() first."
+                )
+                break
+        if logical_cpus is not None:
+            try:
+                tf.config.set_logical_device_configuration(
+                    cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+                )
+            except RuntimeError:
+                notes.append(
+                    "Note: the CPU could not be split into logical devices because TensorFlow "
+                    "had already started; restart the kernel and call setup() first."
+                )
+        tf.config.optimizer.set_jit(True if xla else False)
+        # Running one tiny op initialises the runtime inside the quiet block, so its start-up
+        # lines are filtered too.
+        tf.constant(0.0).numpy()
+        logical = tf.config.list_logical_devices()
+        if mixed_precision:
+            import keras
+
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            if not gpus:
+                notes.append("Note: mixed precision on a CPU is usually slower, not faster.")
+        strategy = _choose_strategy(tf, gpus=len(gpus), logical_cpus=logical_cpus)
+
+    _LAST_REPORT = DeviceReport(
+        tensorflow_version=tf.__version__,
+        tfp_version=tfp.__version__,
+        gpus=tuple(g.name for g in gpus),
+        cpus=tuple(c.name for c in cpus),
+        logical_devices=tuple(d.name for d in logical),
+        strategy=f"{type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s)",
+        mixed_precision=mixed_precision,
+        xla=xla,
+        notes=tuple(notes),
+    )
+    if verbose:
+        print(_LAST_REPORT)
+    return strategy
+
+
+def _choose_strategy(tf, *, gpus: int, logical_cpus: int | None) -> tf.distribute.Strategy:
+    if gpus > 1:
+        return tf.distribute.MirroredStrategy()
+    if gpus == 0 and logical_cpus:
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if len(devices) > 1:
+            # NCCL is GPU-only; on CPUs the reductions go through plain host copies.
+            return tf.distribute.MirroredStrategy(
+                devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
+    return tf.distribute.get_strategy()

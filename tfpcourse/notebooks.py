@@ -1,0 +1,225 @@
+"""Bookkeeping for the course's notebooks: pairs, execution, nbval checks.
+
+Each chapter is a pair: ``notebooks/NN_topic.py`` (jupytext ``py:percent``, the reviewed source)
+and ``notebooks/NN_topic.ipynb`` (the same cells, committed *with outputs*). This module
+
+* compares the two halves of a pair (:func:`pair_differences`),
+* executes notebooks in a chosen profile and measures them (:func:`execute`),
+* counts which output cells nbval compares (:func:`check_stats`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tfpcourse.config import PROFILE_ENV, PROFILES, _check_profile
+
+__all__ = [
+    "CHECK_MARKER",
+    "CheckStats",
+    "RunResult",
+    "check_stats",
+    "execute",
+    "find_notebooks",
+    "pair_differences",
+]
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def find_notebooks(folder: str | os.PathLike[str] = "notebooks") -> list[Path]:
+    """The chapter notebooks (``NN_*.ipynb``) in ``folder``, in chapter order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder {folder} does not exist")
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    import jupytext
+
+    nb = jupytext.read(path)
+    return [
+        (c.cell_type, c.source.strip(), tuple(sorted(c.metadata.get("tags", []))))
+        for c in nb.cells
+    ]
+
+
+def pair_differences(py_path: str | os.PathLike[str], ipynb_path: str | os.PathLike[str]) -> list[str]:
+    """Describe how the inputs of a ``.py``/``.ipynb`` pair differ; an empty list means in sync.
+
+    Cell types, sources and tags are compared; outputs and execution counts are not (only the
+    ``.ipynb`` has them).
+    """
+    py_path, ipynb_path = Path(py_path), Path(ipynb_path)
+    for p in (py_path, ipynb_path):
+        if not p.is_file():
+            return [f"{p} is missing"]
+    a, b = _cells(py_path), _cells(ipynb_path)
+    problems = []
+    if len(a) != len(b):
+        problems.append(f"{py_path.name} has {len(a)} cells, {ipynb_path.name} has {len(b)}")
+    for i, (ca, cb) in enumerate(zip(a, b), start=1):
+        if ca != cb:
+            what = "type" if ca[0] != cb[0] else "source" if ca[1] != cb[1] else "tags"
+            first_line = (ca[1].splitlines() or [""])[0][:60]
+            problems.append(f"cell {i} differs in {what} (py starts: {first_line!r})")
+            if len(problems) >= 5:
+                problems.append("...")
+                break
+    return problems
+
+
+@dataclass(frozen=True)
+class CheckStats:
+    """How many code cells of a notebook have outputs, and how many of those nbval compares."""
+
+    notebook: str
+    code_cells: int
+    output_cells: int
+    checked_cells: int
+
+    @property
+    def ratio(self) -> float:
+        return self.checked_cells / self.output_cells if self.output_cells else 0.0
+
+
+def check_stats(path: str | os.PathLike[str]) -> CheckStats:
+    """Count the output cells of a stored notebook and those marked ``# NBVAL_CHECK_OUTPUT``."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    with_output = [c for c in code if c.get("outputs")]
+    checked = [c for c in with_output if CHECK_MARKER in c.source]
+    return CheckStats(path.name, len(code), len(with_output), len(checked))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of executing one notebook."""
+
+    notebook: str
+    profile: str
+    seconds: float
+    peak_rss_mb: float
+    ok: bool
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _RssSampler(threading.Thread):
+    """Samples the resident memory of a process (and its children) until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop_event.is_set():
+            try:
+                rss = proc.memory_info().rss
+                for child in proc.children(recursive=True):
+                    rss += child.memory_info().rss
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=2)
+
+
+def execute(
+    path: str | os.PathLike[str],
+    *,
+    profile: str = PROFILES[0],
+    output: str | os.PathLike[str] | None = None,
+    timeout: int = 3600,
+) -> RunResult:
+    """Execute a notebook in a fresh kernel of this Python, in the given profile.
+
+    Parameters
+    ----------
+    path:
+        The ``.ipynb`` to run (its cells are executed from the top, as a reader would).
+    profile:
+        ``"full"`` or ``"smoke"``; passed to the kernel as ``TFPCOURSE_PROFILE``.
+    output:
+        Where to write the executed notebook: ``path`` itself for in place, another path, or
+        ``None`` to discard it.
+    timeout:
+        Seconds allowed per cell.
+
+    Returns
+    -------
+    RunResult
+        Wall time, peak resident memory of the kernel, and whether every cell ran.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    profile = _check_profile(profile, "profile")
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    env = dict(os.environ, **{PROFILE_ENV: profile})
+    # Cells run with the notebook's folder as working directory, like JupyterLab does.
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        # Cells run with the notebook's folder as working directory, as in JupyterLab.
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    ok, error = True, ""
+    sampler = None
+    saved_env = os.environ.copy()
+    try:
+        os.environ[PROFILE_ENV] = profile  # the kernel inherits this process's environment
+        with client.setup_kernel():
+            pid = _kernel_pid(client)
+            if pid:
+                sampler = _RssSampler(pid)
+                sampler.start()
+            try:
+                for index, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, index)
+            except CellExecutionError as err:
+                ok = False
+                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+                error = lines[-1][:300] if lines else "error"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        if sampler is not None:
+            sampler.stop()
+    seconds = time.perf_counter() - start
+    if output is not None:
+        nbformat.write(nb, output)
+    peak = (sampler.peak if sampler else 0) / 2**20
+    return RunResult(path.name, profile, seconds, peak, ok, error)
+
+
+def _kernel_pid(client: Any) -> int | None:
+    try:
+        return int(client.km.provisioner.process.pid)
+    except AttributeError:
+        return None
