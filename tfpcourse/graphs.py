@@ -37,7 +37,8 @@ KIND_COLOURS = {
 }
 _KIND_RANK = {"placeholder": 3, "variable": 2, "operation": 1, "constant": 0}
 _PLACEHOLDER_OPS = {"Placeholder", "PlaceholderWithDefault", "_Arg"}
-_VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable", "VarIsInitializedOp"}
+_VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
+_DT_RESOURCE = 20  # tensorflow/core/framework/types.proto
 _HIDDEN_OPS = {"NoOp"}
 
 
@@ -87,7 +88,11 @@ def graph_nodes(graph: Any) -> list[GraphNode]:
         inputs = tuple(
             i.split(":")[0] for i in node.input if not i.startswith("^")
         )
-        nodes.append(GraphNode(node.name, node.op, node_kind(node.op), inputs))
+        kind = node_kind(node.op)
+        if kind == "placeholder" and node.attr["dtype"].type == _DT_RESOURCE:
+            # A tf.function captures a variable as a resource-typed input: it is the variable.
+            kind = "variable"
+        nodes.append(GraphNode(node.name, node.op, kind, inputs))
     return nodes
 
 
@@ -231,7 +236,7 @@ def plot_graph(
         )
     else:
         fig = ax.figure
-    box_w, box_h = 1.9, 0.62
+    box_w, box_h = 2.0, 0.62
     scale_x = 2.2
     pos = {g: (xpos[g] * scale_x, -layer[g] * 1.25) for g in groups}
     for a, b in sorted(edges):
@@ -252,9 +257,9 @@ def plot_graph(
                 facecolor=KIND_COLOURS[group_kind[g]], edgecolor="#333333", lw=0.8,
             )
         )
-        name = g if len(g) <= 22 else g[:20] + "…"
+        name = g if len(g) <= 20 else "…" + g[-18:]
         detail = f"{group_count[g]} ops" if group_count[g] > 1 else group_label[g]
-        ax.text(x, y + 0.09, name, ha="center", va="center", fontsize=8, fontweight="bold")
+        ax.text(x, y + 0.09, name, ha="center", va="center", fontsize=7.5, fontweight="bold")
         ax.text(x, y - 0.15, detail, ha="center", va="center", fontsize=7, color="#222222")
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]

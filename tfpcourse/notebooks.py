@@ -11,6 +11,7 @@ and ``notebooks/NN_topic.ipynb`` (the same cells, committed *with outputs*). Thi
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -204,7 +205,8 @@ def execute(
                     client.execute_cell(cell, index)
             except CellExecutionError as err:
                 ok = False
-                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+                text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # drop terminal colours
+                lines = [ln for ln in text.strip().splitlines() if ln.strip()]
                 error = lines[-1][:300] if lines else "error"
     finally:
         os.environ.clear()

@@ -1,0 +1,677 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · TensorFlow graphs, by way of logistic regression
+#
+# TensorFlow Probability is built on TensorFlow, and TensorFlow is at heart a library for
+# building and running *computation graphs*. Since TensorFlow 2 you rarely build a graph by
+# hand, but every `tf.function`, every fast training step and every error message about
+# "symbolic tensors" comes from that idea. This chapter builds one graph by hand, the way
+# TensorFlow 1 required, and then shows how TensorFlow 2 builds the same graph for you.
+#
+# **What you will learn**
+#
+# 1. What a computation graph is, and the three kinds of nodes in it: placeholders,
+#    variables and ordinary operations.
+# 2. How to run a graph: feeds, fetches and sessions, and why Python objects are only
+#    *handles* to graph nodes.
+# 3. How to fit a logistic regression by gradient descent and by Adam, and how to check the
+#    answer against a known truth.
+# 4. Where `print` and `tf.print` output goes, and why they differ.
+# 5. How `tf.function` traces Python into a graph, what a concrete function is, and the
+#    retracing pitfall.
+# 6. How much faster a compiled step is than an eager one, measured here.
+# 7. How to train a small classifier on MNIST with a compiled training step.
+#
+# **Prerequisites:** Python and NumPy; logistic regression as a model (a linear score passed
+# through a sigmoid) is enough.
+
+# %% [markdown]
+# ## 0. Set-up
+#
+# Every chapter starts the same way: `device.setup()` starts TensorFlow quietly, reports the
+# devices it found and returns a distribution strategy (used from chapter 04 on);
+# `seed_everything` makes the run repeatable; `get_config()` says which *profile* we run in.
+# The `full` profile is what you read here; `smoke` is a tiny run for automated tests.
+
+# %%
+from tfpcourse import device
+
+strategy = device.setup()
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+from tfpcourse import config, data, pipelines, seeding, timing
+from tfpcourse.graphs import plot_graph
+from tfpcourse.plot import image_grid
+
+cfg = config.get_config()
+seeding.seed_everything(0)
+print(f"Profile: {cfg.profile}")
+
+# %% [markdown]
+# ## 1. Data with a known answer
+#
+# To check an estimator, first use it where the right answer is known. We draw 1000
+# observations of 5 standard-normal features, pick true coefficients $\beta$, and draw each
+# label from the model itself:
+#
+# $$ y_i \sim \text{Bernoulli}\big(\sigma(x_i^\top \beta)\big), \qquad
+#    \sigma(t) = \frac{1}{1 + e^{-t}}. $$
+#
+# The data come from NumPy's seeded generator, so they are the same on every machine.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+N_OBS, N_FEATURES = 1000, 5
+rng = np.random.default_rng(2024)
+true_beta = rng.normal(size=(N_FEATURES, 1)).astype(np.float32)
+x_data = rng.normal(size=(N_OBS, N_FEATURES)).astype(np.float32)
+p_true = 1.0 / (1.0 + np.exp(-(x_data @ true_beta)))
+y_data = (rng.random((N_OBS, 1)) < p_true).astype(np.float32)
+
+print(f"x: shape {x_data.shape}, dtype {x_data.dtype}")
+print(f"y: shape {y_data.shape}, share of ones {y_data.mean():.3f}")
+print("true beta:", np.round(true_beta.ravel(), 3))
+
+# %% [markdown]
+# ## 2. A graph, built by hand
+#
+# In TensorFlow 1, a program had two phases. First you *describe* the computation: each call
+# such as `tf.matmul` adds a node to a graph and returns a symbolic handle, not a number. Then
+# you *run* parts of the graph in a session, feeding in data and fetching results.
+#
+# The graph has three kinds of nodes:
+#
+# * **Placeholders** stand for data you will feed in at run time. They have no value and no
+#   state of their own; running a node that needs one without feeding it is an error.
+# * **Variables** hold state that survives from one run to the next. They are the only nodes an
+#   optimiser changes, and the only ones saved and restored.
+# * **Ordinary operations** compute a tensor from their inputs. They keep nothing between
+#   runs: their values are recomputed every time they are needed.
+#
+# TensorFlow 2 still contains this machinery under `tf.compat.v1`. Inside a
+# `with graph.as_default():` block, TensorFlow is in graph mode again:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+graph = tf.Graph()
+with graph.as_default():
+    x_ph = tf.compat.v1.placeholder(tf.float32, shape=(None, N_FEATURES), name="x")
+    y_ph = tf.compat.v1.placeholder(tf.float32, shape=(None, 1), name="y")
+    beta = tf.Variable(tf.zeros((N_FEATURES, 1)), name="beta")
+    logits = tf.matmul(x_ph, beta, name="logits")
+    p_hat = tf.sigmoid(logits, name="p_hat")
+
+print("x_ph :", x_ph)
+print("p_hat:", p_hat)
+
+# %% [markdown]
+# `x_ph` and `p_hat` print as `Tensor(...)` with a name and a shape, but no value: the shape
+# `(None, 5)` says the number of rows is left open until data is fed. Here is every node the
+# five lines above created. Creating the variable added several: the variable itself
+# (`VarHandleOp`), its initial value, an `Assign` op that initialises it and a `ReadVariableOp`
+# that reads it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for op in graph.get_operations():
+    print(f"{op.name:36s} {op.type}")
+
+# %% [markdown]
+# A Python variable such as `p_hat` is only a *handle* to a node. Copying the handle copies
+# nothing in the graph, but calling a TensorFlow function again adds a new node every time.
+# That is why TensorFlow 1 programs that built ops inside a training loop slowly filled the
+# memory.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_before = len(graph.get_operations())
+alias = p_hat  # a second handle to the same node
+print("alias is p_hat:", alias is p_hat, "| same graph:", alias.graph is graph)
+print("ops after copying a handle:", len(graph.get_operations()) - n_before, "new")
+with graph.as_default():
+    p_again = tf.sigmoid(logits)  # same computation, but a new node
+print("ops after calling tf.sigmoid again:", len(graph.get_operations()) - n_before, "new,",
+      "named", p_again.op.name)
+
+# %% [markdown]
+# The picture below draws the graph (the repeated sigmoid included), inputs at the top. It is a
+# static image made by `tfpcourse.graphs.plot_graph`, so it needs neither TensorBoard nor an
+# internet connection.
+
+# %%
+fig = plot_graph(graph, title="Logistic regression graph built with tf.compat.v1")
+plt.show()
+
+# %% [markdown]
+# *Figure 1.* The hand-built graph: the placeholder `x` (orange) and the variable `beta`
+# (green, with its initialisation ops) feed `logits` and the two sigmoid nodes (blue).
+
+# %% [markdown]
+# ### Running the graph: feeds and fetches
+#
+# A `Session` runs a graph. `session.run(fetches, feed_dict)` computes the *fetched* nodes and
+# only what they depend on, with placeholders replaced by the *fed* values. Variables must be
+# initialised first, by running their initialiser ops. With $\beta = 0$ every predicted
+# probability is $\sigma(0) = 0.5$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with graph.as_default():
+    init = tf.compat.v1.global_variables_initializer()
+session = tf.compat.v1.Session(graph=graph)
+session.run(init)
+
+print(session.run(p_hat, feed_dict={x_ph: x_data[:3]}).ravel())
+
+# %% [markdown]
+# Fetching a node that needs a placeholder without feeding it fails, and the error names the
+# placeholder:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+try:
+    session.run(p_hat)
+except tf.errors.InvalidArgumentError as err:
+    first = next(line for line in err.message.splitlines() if "placeholder" in line)
+    print(type(err).__name__ + ":", first.strip())
+
+# %% [markdown]
+# ## 3. Loss and training
+#
+# The negative log-likelihood of logistic regression, averaged over observations, is the
+# binary cross-entropy
+#
+# $$ L(\beta) = -\frac{1}{n}\sum_i \big[y_i \log \sigma(t_i) + (1-y_i)\log(1-\sigma(t_i))\big],
+#    \qquad t_i = x_i^\top\beta. $$
+#
+# Computing $\log\sigma(t)$ as written is a trap: for a large negative $t$, $\sigma(t)$
+# rounds to zero and the logarithm to $-\infty$. Tutorials often add a small constant inside
+# the log, which silently caps the loss. `tf.nn.sigmoid_cross_entropy_with_logits` uses the
+# algebraically equal and stable form $\max(t, 0) - t\,y + \log(1 + e^{-|t|})$. The exact loss
+# of label 1 at logit $t$ is $\log(1+e^{-t})$, which is about $30$ at $t=-30$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+t = tf.constant([-30.0, 0.0, 30.0])
+label = tf.ones_like(t)
+naive = -tf.math.log(1e-10 + tf.sigmoid(t)) + 0.0  # + 0.0 turns -0.0 into 0.0
+stable = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=t)
+exact = np.log1p(np.exp(-np.array([-30.0, 0.0, 30.0])))
+print("naive :", np.round(naive.numpy(), 4))
+print("stable:", np.round(stable.numpy(), 4))
+print("exact :", np.round(exact, 4))
+
+# %% [markdown]
+# We add the loss and two optimisers to the graph. `minimize` adds the gradient nodes and an
+# update op; running that op once takes one step. Gradient descent takes a step of fixed size
+# along the negative gradient; Adam scales each coordinate's step by running estimates of the
+# gradient's first and second moments.
+
+# %%
+with graph.as_default():
+    loss = tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=y_ph, logits=logits), name="loss"
+    )
+    gd_step = tf.compat.v1.train.GradientDescentOptimizer(learning_rate=0.5).minimize(loss)
+    adam_step = tf.compat.v1.train.AdamOptimizer(learning_rate=0.05).minimize(loss)
+    init = tf.compat.v1.global_variables_initializer()  # now includes Adam's slots
+
+feed = {x_ph: x_data, y_ph: y_data}
+
+
+def fit(step_op, n_steps):
+    """Reset all variables, run `step_op` n_steps times, return the loss after each step."""
+    session.run(init)
+    history = [session.run(loss, feed)]
+    for _ in range(n_steps):
+        _, value = session.run([step_op, loss], feed)
+        history.append(value)
+    return np.array(history), session.run(beta).ravel()
+
+
+N_STEPS = 300
+gd_loss, gd_beta = fit(gd_step, N_STEPS)
+adam_loss, adam_beta = fit(adam_step, N_STEPS)
+
+# %% [markdown]
+# Which answer should the optimisers reach? Not the true $\beta$ exactly: with 1000
+# observations the maximum-likelihood estimate (MLE) differs from the truth by sampling
+# error. Logistic regression's loss is convex, so we can compute the MLE independently with a
+# few steps of Newton's method in NumPy, using the gradient $X^\top(p-y)/n$ and the Hessian
+# $X^\top \mathrm{diag}(p(1-p)) X / n$, and compare.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def newton_mle(x, y, n_iter=25):
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    b = np.zeros((x.shape[1], 1))
+    for _ in range(n_iter):
+        p = 1.0 / (1.0 + np.exp(-(x @ b)))
+        grad = x.T @ (p - y) / len(x)
+        hess = (x * (p * (1 - p))).T @ x / len(x)
+        b -= np.linalg.solve(hess, grad)
+    return b.ravel()
+
+
+mle_beta = newton_mle(x_data, y_data)
+header = f"{'':10s}" + "".join(f"{f'beta[{j}]':>10s}" for j in range(N_FEATURES))
+print(header)
+for name, b in [("true", true_beta.ravel()), ("MLE", mle_beta),
+                ("grad desc", gd_beta), ("Adam", adam_beta)]:
+    print(f"{name:10s}" + "".join(f"{v:10.2f}" for v in b))
+print(f"\nlargest |GD - MLE|   = {np.abs(gd_beta - mle_beta).max():.0e}")
+print(f"largest |Adam - MLE| = {np.abs(adam_beta - mle_beta).max():.0e}")
+
+# %% [markdown]
+# Both optimisers found the MLE to about two decimals. To see *how* they got there, plot how
+# far each loss is above the loss at the MLE (the best any method can do on this data), on a
+# logarithmic scale, where steady convergence looks like a straight line.
+
+# %%
+t_mle = x_data.astype(np.float64) @ mle_beta
+mle_loss = np.mean(np.logaddexp(0.0, t_mle) - y_data.ravel() * t_mle)  # stable form, in NumPy
+fig, ax = plt.subplots(figsize=(6.5, 3.5))
+ax.semilogy(gd_loss - mle_loss, label="gradient descent (lr 0.5)")
+ax.semilogy(adam_loss - mle_loss, label="Adam (lr 0.05)")
+ax.set_xlabel("training step")
+ax.set_ylabel("loss above the MLE's (nats)")
+ax.set_ylim(1e-8, 1.0)
+ax.legend()
+ax.set_title("Logistic regression: distance to the best possible loss")
+plt.show()
+print(f"loss at the MLE: {mle_loss:.4f} nats; after {N_STEPS} steps: "
+      f"gradient descent {gd_loss[-1] - mle_loss:.1e} above it, Adam {adam_loss[-1] - mle_loss:.1e}")
+
+# %% [markdown]
+# *Figure 2.* Excess training loss per step, on a log scale. Gradient descent converges at a
+# steady (linear) rate: a straight line here. Adam closes the gap far faster, overshoots once
+# (the bump near step 60, its momentum carrying it past the minimum), and by about step 130
+# the gap is at the rounding level of float32 arithmetic: the ragged floor.
+#
+# How good is the fitted model? Its accuracy on the training data, next to the accuracy of the
+# *true* coefficients, which is the best any classifier can do on average for this data:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with graph.as_default():
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.round(p_hat), y_ph), tf.float32))
+acc_fit = session.run(accuracy, feed)
+acc_true = np.mean((p_true > 0.5) == (y_data > 0.5))
+print(f"accuracy with the fitted beta: {acc_fit:.3f}")
+print(f"accuracy with the true beta:   {acc_true:.3f}")
+
+# %% [markdown]
+# On the data it was fitted to, the estimate can even score slightly higher than the truth:
+# it was chosen to fit *this* sample, noise included. On new data from the same model, the
+# true coefficients would win on average.
+
+# %% [markdown]
+# ## 4. Printing inside a graph
+#
+# Python's `print` runs when *Python* runs, that is while the graph is being built; it sees the
+# symbolic handle. `tf.print` adds a print *node* to the graph, which runs every time the
+# graph runs and sees the values. Its output goes to the process's standard error in a
+# terminal; in Jupyter it is shown in the cell (TensorFlow 1's `tf.Print` went to the
+# server's log instead, where learners never saw it).
+#
+# A print node runs only if something that is fetched depends on it, so we make the fetched
+# loss wait for it with a control dependency:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with graph.as_default():
+    print("Python print, while building:", loss)
+    print_node = tf.print("tf.print, while running: loss =", loss)
+    with tf.control_dependencies([print_node]):
+        loss_with_print = tf.identity(loss)
+
+for run in range(2):
+    value = session.run(loss_with_print, feed)
+print(f"fetched value: {value:.4f}")
+
+# %% [markdown]
+# ## 5. The TensorFlow 2 way: `tf.function`
+#
+# TensorFlow 2 runs *eagerly*: each operation executes as soon as Python reaches it, like
+# NumPy. That makes code easy to write and debug, but every operation pays Python's overhead.
+# `tf.function` gives back the graph's speed: the first time a decorated function is called,
+# TensorFlow *traces* it, running the Python code once with symbolic tensors and recording
+# every operation into a graph. Later calls with compatible inputs run that graph directly.
+#
+# Here is the same model, fitted with plain gradient descent, written as ordinary Python:
+
+# %%
+print("Executing eagerly?", tf.executing_eagerly())
+
+x_tf, y_tf = tf.constant(x_data), tf.constant(y_data)
+beta_v = tf.Variable(tf.zeros((N_FEATURES, 1)), name="beta")
+LEARNING_RATE = 0.5
+
+
+def mean_nll(x, y):
+    return tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x @ beta_v)
+    )
+
+
+def gd_step_eager(x, y):
+    with tf.GradientTape() as tape:
+        value = mean_nll(x, y)
+    beta_v.assign_sub(LEARNING_RATE * tape.gradient(value, beta_v))
+    return value
+
+
+gd_step_graph = tf.function(gd_step_eager)  # the same Python function, compiled
+
+# %% [markdown]
+# Both versions compute the same thing. Starting from zero each time, 300 steps of each give
+# the same coefficients as the hand-built graph:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+results = {}
+for name, step in [("eager", gd_step_eager), ("tf.function", gd_step_graph)]:
+    beta_v.assign(tf.zeros_like(beta_v))
+    for _ in range(N_STEPS):
+        step(x_tf, y_tf)
+    results[name] = beta_v.numpy().ravel()
+    print(f"{name:12s}", np.round(results[name], 2))
+print("graph-mode session", np.round(gd_beta, 2))
+print(f"largest |eager - tf.function| = {np.abs(results['eager'] - results['tf.function']).max():.0e}")
+
+# %% [markdown]
+# ### Tracing and concrete functions
+#
+# A `tf.function` keeps one graph, a *concrete function*, per input signature (dtypes and
+# shapes of tensor arguments, values of Python arguments). A Python side effect such as
+# `print` happens only while tracing, so it tells us when a trace happens:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+@tf.function
+def predict(x):
+    print("  (tracing predict for input shape", x.shape, ")")
+    return tf.sigmoid(x @ beta_v)
+
+
+predict(x_tf[:10])
+predict(x_tf[10:20])  # same shape and dtype: no new trace
+predict(x_tf[:3])  # a new shape: traced again
+print("number of traces:", predict.experimental_get_tracing_count())
+
+# %% [markdown]
+# To get one graph for every batch size, give a signature with `None` for the open dimension.
+# The concrete function is an object you can inspect: its inputs, outputs and the graph
+# itself.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+concrete = predict.get_concrete_function(tf.TensorSpec([None, N_FEATURES], tf.float32))
+print("inputs :", concrete.inputs[0])
+print("outputs:", concrete.outputs[0])
+print("ops    :", [op.type for op in concrete.graph.get_operations()])
+
+# %%
+fig = plot_graph(concrete, title="The graph tf.function traced for predict(x)")
+plt.show()
+
+# %% [markdown]
+# *Figure 3.* The traced graph of `predict`. The input `x` became a placeholder (orange). The
+# variable was *captured*: the function receives a handle to it as an extra input (green)
+# and reads its current value with `ReadVariableOp`. `Identity` marks the output. It is the
+# hand-built graph of section 2, written for us by TensorFlow.
+
+# %% [markdown]
+# ### The retracing pitfall
+#
+# Python numbers are part of the signature by *value*. A function called with many different
+# Python floats is traced again for each one, and tracing is slow (milliseconds to seconds,
+# against microseconds for running a graph). Passing a tensor instead keeps one trace:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+@tf.function
+def scaled_logits(x, factor):
+    return factor * (x @ beta_v)
+
+
+for factor in [0.5, 1.0, 1.5, 2.0]:
+    scaled_logits(x_tf, factor)  # Python float: a new trace per value
+print("traces with Python floats:", scaled_logits.experimental_get_tracing_count())
+
+
+@tf.function
+def scaled_logits_t(x, factor):
+    return factor * (x @ beta_v)
+
+
+for factor in [0.5, 1.0, 1.5, 2.0]:
+    scaled_logits_t(x_tf, tf.constant(factor))  # a tensor: one trace
+print("traces with tensors:      ", scaled_logits_t.experimental_get_tracing_count())
+
+# %% [markdown]
+# ### Eager versus graph: measured
+#
+# How much does compiling save? `tfpcourse.timing.measure` calls a function a few times
+# untimed (so tracing is not counted), then reports the median of repeated timed rounds. The
+# numbers depend on your machine; on this small problem the work per step is tiny, so the
+# difference is mostly Python's per-operation overhead, which the graph removes.
+
+# %%
+t_eager = timing.measure(lambda: gd_step_eager(x_tf, y_tf).numpy(), repeats=7, number=20)
+t_graph = timing.measure(lambda: gd_step_graph(x_tf, y_tf).numpy(), repeats=7, number=20)
+print(f"eager step:       {t_eager}")
+print(f"tf.function step: {t_graph}")
+print(f"speed-up: {t_eager.median / t_graph.median:.1f}x")
+
+# %% [markdown]
+# ## 6. A small classifier on MNIST
+#
+# Now a real dataset. MNIST (LeCun, Cortes and Burges, 1998; licence CC BY-SA 3.0) has
+# 70,000 images of handwritten digits, 28 by 28 grey-scale pixels. `tfpcourse.data` downloads
+# the original files once, checks each against a pinned SHA-256 checksum, and caches them, so
+# everybody trains on exactly the same bytes.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mnist = data.mnist()
+print("train:", mnist.train.images.shape, mnist.train.images.dtype,
+      "| labels", mnist.train.labels.shape)
+print("test: ", mnist.test.images.shape, mnist.test.images.dtype,
+      "| labels", mnist.test.labels.shape)
+print("first ten training labels:", mnist.train.labels[:10])
+print("examples per class (train):", np.bincount(mnist.train.labels))
+
+# %%
+fig = image_grid(mnist.train.images[:20], labels=mnist.train.labels[:20], ncols=10,
+                 title="The first 20 MNIST training images and their labels")
+plt.show()
+
+# %% [markdown]
+# *Figure 4.* The first twenty training images, each titled with its label.
+#
+# The input pipeline scales pixels to $[0, 1]$ (no binarisation: this classifier uses the
+# intensities), shuffles with a fixed seed, batches, and prefetches the next batch while the
+# current one trains. In the `smoke` profile it takes only a small subset.
+
+# %%
+BATCH = 128
+EPOCHS = cfg.pick(full=5, smoke=1)
+train_ds = pipelines.image_dataset(
+    mnist.train.images, mnist.train.labels, batch_size=BATCH, shuffle=True, seed=0,
+    subset=cfg.pick(full=None, smoke=2048), add_channel=False,
+)
+test_ds = pipelines.image_dataset(
+    mnist.test.images, mnist.test.labels, batch_size=1000,
+    subset=cfg.pick(full=None, smoke=1000), add_channel=False,
+)
+print(f"{EPOCHS} epoch(s) of {len(train_ds)} batches of {BATCH}")
+
+# %% [markdown]
+# The model is a multi-layer perceptron: flatten the image, one hidden layer of 256 ReLU units,
+# and 10 outputs, the *logits* of the ten classes. The training step is the pattern every
+# later chapter uses: compute the loss under a `GradientTape`, take its gradient with respect
+# to the trainable variables, and let the optimiser apply it, all inside one `tf.function`.
+
+# %%
+import keras
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential([
+    keras.Input((28, 28)),
+    keras.layers.Flatten(),
+    keras.layers.Dense(256, activation="relu"),
+    keras.layers.Dense(10),
+])
+optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+xent = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+@tf.function
+def train_step(images, labels):
+    with tf.GradientTape() as tape:
+        logits = model(images, training=True)
+        value = xent(labels, logits)
+    grads = tape.gradient(value, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels)
+    return value, tf.reduce_mean(tf.cast(correct, tf.float32))
+
+
+@tf.function
+def count_correct(images, labels):
+    predicted = tf.argmax(model(images, training=False), axis=1, output_type=tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int32))
+
+
+def test_accuracy():
+    correct = sum(int(count_correct(x, y)) for x, y in test_ds)
+    return correct / sum(int(tf.shape(y)[0]) for _, y in test_ds)
+
+
+print(f"{model.count_params():,} parameters")
+
+# %%
+step_accuracy, epoch_test_accuracy = [], []
+start = time.perf_counter()
+for epoch in range(EPOCHS):
+    for images, labels in train_ds:
+        _, acc = train_step(images, labels)
+        step_accuracy.append(float(acc))
+    epoch_test_accuracy.append(test_accuracy())
+    print(f"epoch {epoch + 1}: test accuracy {epoch_test_accuracy[-1]:.4f}")
+elapsed = time.perf_counter() - start
+print(f"{len(step_accuracy)} steps in {elapsed:.1f} s ({len(step_accuracy) / elapsed:.0f} steps/s); "
+      f"train_step traced {train_step.experimental_get_tracing_count()} time(s)")
+
+# %% [markdown]
+# The step was traced three times, then ran as a graph for every batch. The first call traces
+# twice, because it creates Adam's moment variables (a `tf.function` may create variables only
+# on its first trace, so it traces once more without creating them). The third trace is for
+# the smaller last batch of each epoch (60,000 = 468 x 128 + 96), a new input shape.
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.5))
+steps = np.arange(1, len(step_accuracy) + 1)
+window = max(1, min(50, len(step_accuracy) // 10))
+smoothed = np.convolve(step_accuracy, np.ones(window) / window, mode="valid")
+ax.plot(steps, step_accuracy, color="C0", alpha=0.25, lw=0.8, label="training batch")
+ax.plot(steps[window - 1:], smoothed, color="C0", label=f"training, mean of {window} batches")
+epoch_ends = np.arange(1, EPOCHS + 1) * len(train_ds)
+ax.plot(epoch_ends, epoch_test_accuracy, "o-", color="C3", label="test set, end of epoch")
+ax.set_xlabel("training step")
+ax.set_ylabel("accuracy")
+ax.set_ylim(0.8, 1.0)
+ax.legend(loc="lower right")
+ax.set_title("MLP on MNIST")
+plt.show()
+
+# %% [markdown]
+# *Figure 5.* Accuracy on each training batch (light), its running mean, and accuracy on the
+# 10,000 test images after each epoch (red). A one-hidden-layer network gets about 97.5% of
+# the test digits right within five epochs; the batch accuracy climbs higher than the test
+# accuracy as the network starts to memorise its training set.
+
+# %% [markdown]
+# ## Summary
+#
+# * A TensorFlow graph has placeholders (fed at run time), variables (persistent state, the
+#   only thing optimisers change) and operations (recomputed on demand). Python objects are
+#   handles to nodes, and every TensorFlow call in graph mode adds a node.
+# * A session runs the fetched nodes and only what they depend on; placeholders must be fed.
+# * Fitting logistic regression by gradient descent or Adam reaches the maximum-likelihood
+#   estimate, which we checked against an independent Newton solver.
+# * Use the stable `sigmoid_cross_entropy_with_logits`, not `log(sigmoid(t) + eps)`.
+# * `print` runs while building or tracing; `tf.print` runs with the graph.
+# * `tf.function` traces Python into the same kind of graph; it retraces for new shapes and
+#   for new Python values, so pass tensors and give signatures.
+# * A compiled training step is the building block of every later chapter.
+#
+# The next chapter introduces TensorFlow Probability's distributions.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 (warm-up). The gradient by hand.** The gradient of the mean logistic loss is
+# $X^\top(\sigma(X\beta) - y)/n$. Compute it with NumPy at $\beta = 0$ and compare it with the
+# gradient `tf.GradientTape` gives for `mean_nll`. How large is the largest difference?
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+beta_v.assign(tf.zeros_like(beta_v))
+with tf.GradientTape() as tape:
+    value = mean_nll(x_tf, y_tf)
+grad_tape = tape.gradient(value, beta_v).numpy().ravel()
+grad_numpy = (x_data.T @ (0.5 - y_data) / N_OBS).ravel()
+print("largest difference:", f"{np.abs(grad_tape - grad_numpy).max():.1e}",
+      "| agree:", np.allclose(grad_tape, grad_numpy, atol=1e-6))
+
+# %% [markdown]
+# **2 (tracing). One trace for every batch size.** Write `predict_any` like `predict`, but
+# with `input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)]`, call it on batches of
+# 10, 20 and 3 rows, and show that it was traced once.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+@tf.function(input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)])
+def predict_any(x):
+    return tf.sigmoid(x @ beta_v)
+
+
+for n in (10, 20, 3):
+    predict_any(x_tf[:n])
+print("number of traces:", predict_any.experimental_get_tracing_count())
+
+# %% [markdown]
+# **3 (explore). Learning rates.** Refit the hand-built graph with gradient descent at learning
+# rates 0.05, 0.5 and 5. Which ones reach the MLE's loss (to 4 decimals) within 300 steps, and
+# why does a larger step not always help?
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+for lr in (0.05, 0.5, 5.0):
+    with graph.as_default():
+        step_op = tf.compat.v1.train.GradientDescentOptimizer(lr).minimize(loss)
+        init = tf.compat.v1.global_variables_initializer()
+    history, _ = fit(step_op, N_STEPS)
+    reached = abs(history[-1] - mle_loss) < 5e-5
+    print(f"lr {lr:4}: final loss {history[-1]:.4f}, reached the MLE: {reached}")
