@@ -298,8 +298,8 @@ ax.set_ylim(1e-8, 1.0)
 ax.legend()
 ax.set_title("Logistic regression: distance to the best possible loss")
 plt.show()
-print(f"loss at the MLE: {mle_loss:.4f} nats; after {N_STEPS} steps: "
-      f"gradient descent {gd_loss[-1] - mle_loss:.1e} above it, Adam {adam_loss[-1] - mle_loss:.1e}")
+print(f"loss at the MLE: {mle_loss:.4f} nats; after {N_STEPS} steps: gradient descent "
+      f"{gd_loss[-1] - mle_loss:.1e} above it, Adam {adam_loss[-1] - mle_loss:.1e}")
 
 # %% [markdown]
 # *Figure 2.* Excess training loss per step, on a log scale. Gradient descent converges at a
@@ -344,7 +344,7 @@ with graph.as_default():
     with tf.control_dependencies([print_node]):
         loss_with_print = tf.identity(loss)
 
-for run in range(2):
+for _ in range(2):
     value = session.run(loss_with_print, feed)
 print(f"fetched value: {value:.4f}")
 
@@ -396,7 +396,8 @@ for name, step in [("eager", gd_step_eager), ("tf.function", gd_step_graph)]:
     results[name] = beta_v.numpy().ravel()
     print(f"{name:12s}", np.round(results[name], 2))
 print("graph-mode session", np.round(gd_beta, 2))
-print(f"largest |eager - tf.function| = {np.abs(results['eager'] - results['tf.function']).max():.0e}")
+gap = np.abs(results["eager"] - results["tf.function"]).max()
+print(f"largest |eager - tf.function| = {gap:.0e}")
 
 # %% [markdown]
 # ### Tracing and concrete functions
@@ -580,7 +581,8 @@ for epoch in range(EPOCHS):
     epoch_test_accuracy.append(test_accuracy())
     print(f"epoch {epoch + 1}: test accuracy {epoch_test_accuracy[-1]:.4f}")
 elapsed = time.perf_counter() - start
-print(f"{len(step_accuracy)} steps in {elapsed:.1f} s ({len(step_accuracy) / elapsed:.0f} steps/s); "
+n_steps = len(step_accuracy)
+print(f"{n_steps} steps in {elapsed:.1f} s ({n_steps / elapsed:.0f} steps/s); "
       f"train_step traced {train_step.experimental_get_tracing_count()} time(s)")
 
 # %% [markdown]

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "check_bool",
     "check_choice",
     "check_int",
     "check_number",
-    "check_bool",
 ]
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import shutil
 import sys
@@ -343,7 +344,10 @@ def _explain(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     lowered = text.lower()
     if "hash" in lowered and "does not match" in lowered:
-        return "its checksum did not match the pinned SHA-256 (a corrupted or different file); discarded"
+        return (
+            "its checksum did not match the pinned SHA-256 (a corrupted or different file); "
+            "discarded"
+        )
     if any(k in lowered for k in ("resolve", "name or service", "connection", "max retries")):
         return f"no connection ({type(err).__name__})"
     return text
@@ -475,7 +479,7 @@ def read_idx(
     if ndim == 0 or len(raw) < header:
         raise CorruptDataError(f"{path} has a truncated IDX header. {fix}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # exact: np.prod would wrap around in int64 for huge headers
     if len(raw) - header != count:
         raise CorruptDataError(
             f"{path} declares shape {shape} ({count} values) but holds {len(raw) - header} "
@@ -536,6 +540,7 @@ def _load_array(info: DatasetInfo, key: str, expected_shape: tuple[int, ...]) ->
             pass  # damaged decoded cache: rebuild it below from the verified source
     gz = fetch(info.name, key)
     array = read_idx(gz, expected_shape=expected_shape)
+    tmp = None
     try:  # best effort: a read-only cache still loads, just more slowly
         fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=".tmp-", suffix=".npy")
         with os.fdopen(fd, "wb") as f:
@@ -543,7 +548,11 @@ def _load_array(info: DatasetInfo, key: str, expected_shape: tuple[int, ...]) ->
         os.replace(tmp, npy)
         _share(npy)
     except OSError:
-        pass
+        if tmp is not None and os.path.exists(tmp):  # e.g. a disk that filled up mid-write
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
     return array
 
 

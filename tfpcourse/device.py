@@ -41,8 +41,8 @@ __all__ = [
     "DeviceReport",
     "filter_tf_noise",
     "quiet_stderr",
-    "setup",
     "report",
+    "setup",
 ]
 
 # Lines TensorFlow's C++ runtime writes straight to file descriptor 2 at start-up. They are

@@ -27,7 +27,7 @@ from tfpcourse._validate import check_int
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["GraphNode", "graph_nodes", "plot_graph", "node_kind"]
+__all__ = ["GraphNode", "graph_nodes", "node_kind", "plot_graph"]
 
 KIND_COLOURS = {
     "placeholder": "#f4a259",

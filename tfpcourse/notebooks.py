@@ -22,15 +22,70 @@ from tfpcourse.config import PROFILE_ENV, PROFILES, _check_profile
 
 __all__ = [
     "CHECK_MARKER",
+    "FLOAT_DIGITS",
     "CheckStats",
     "RunResult",
     "check_stats",
+    "coalesce_streams",
     "execute",
     "find_notebooks",
     "pair_differences",
+    "round_floats",
 ]
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+FLOAT_DIGITS = 4
+"""Checked outputs are compared after rounding every decimal number to this many significant
+digits, so that a last-digit difference between CPUs does not fail the suite."""
+
+_FLOAT = re.compile(
+    r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])"  # 0.5, -1.25e-3
+    r"|(?<![\w.])-?\d+[eE][-+]?\d+(?![\w.])"  # 5e-05
+)
+
+
+def round_floats(text: str, digits: int = FLOAT_DIGITS) -> str:
+    """Rewrite every decimal number in ``text`` rounded to ``digits`` significant digits.
+
+    Integers, version strings (``2.21.0``) and names (``conv2d_1``) are left alone; ``-0`` becomes
+    ``0``.
+
+    >>> round_floats("loss 0.394378066 after 300 steps, lr 5e-05, tf 2.21.0")
+    'loss 0.3944 after 300 steps, lr 5e-05, tf 2.21.0'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+
+    def fix(match: re.Match[str]) -> str:
+        value = float(match.group())
+        rounded = f"{value:.{digits}g}"
+        return "0" if rounded in ("-0", "0") else rounded
+
+    return _FLOAT.sub(fix, text)
+
+
+def coalesce_streams(outputs: list[Any]) -> list[Any]:
+    """Merge consecutive stream outputs of the same stream (stdout/stderr) into one.
+
+    A kernel sends printed text in as many messages as it happens to flush, so one ``print``
+    loop can arrive as one output or three; the text is what matters.
+    """
+    merged: list[Any] = []
+    for out in outputs:
+        if (
+            merged
+            and out.get("output_type") == "stream"
+            and merged[-1].get("output_type") == "stream"
+            and merged[-1].get("name") == out.get("name")
+        ):
+            previous = merged[-1]
+            combined = type(previous)(previous)  # same mapping type (nbformat NotebookNode)
+            combined["text"] = previous["text"] + out["text"]
+            merged[-1] = combined
+        else:
+            merged.append(out)
+    return merged
 
 
 def find_notebooks(folder: str | os.PathLike[str] = "notebooks") -> list[Path]:
@@ -51,7 +106,9 @@ def _cells(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
     ]
 
 
-def pair_differences(py_path: str | os.PathLike[str], ipynb_path: str | os.PathLike[str]) -> list[str]:
+def pair_differences(
+    py_path: str | os.PathLike[str], ipynb_path: str | os.PathLike[str]
+) -> list[str]:
     """Describe how the inputs of a ``.py``/``.ipynb`` pair differ; an empty list means in sync.
 
     Cell types, sources and tags are compared; outputs and execution counts are not (only the
@@ -180,7 +237,6 @@ def execute(
     profile = _check_profile(profile, "profile")
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    env = dict(os.environ, **{PROFILE_ENV: profile})
     # Cells run with the notebook's folder as working directory, like JupyterLab does.
     client = NotebookClient(
         nb,

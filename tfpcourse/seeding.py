@@ -60,7 +60,7 @@ def seed_everything(seed: int, *, deterministic_ops: bool = True) -> None:
 
     os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this one is already hashed
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the legacy global generator, for code that uses it
     tf.random.set_seed(seed)
     try:
         import keras

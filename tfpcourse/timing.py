@@ -37,7 +37,10 @@ class Timing:
         return 1.0 / self.median if self.median > 0 else float("inf")
 
     def __str__(self) -> str:
-        return f"{_fmt(self.median)} per call (best {_fmt(self.best)}, {self.repeats}x{self.number} calls)"
+        return (
+            f"{_fmt(self.median)} per call "
+            f"(best {_fmt(self.best)}, {self.repeats}x{self.number} calls)"
+        )
 
 
 def _fmt(seconds: float) -> str:

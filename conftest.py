@@ -1,0 +1,87 @@
+"""Test-suite configuration shared by tests/ and the nbval run over notebooks/.
+
+nbval re-executes every notebook and compares the outputs of cells marked
+``# NBVAL_CHECK_OUTPUT`` with the stored ones (``--nbval-lax``). Two adjustments make that
+comparison strict about content but not about noise:
+
+* consecutive stream outputs are merged before comparing, because a kernel splits printed text
+  into however many messages it happened to flush;
+* every decimal number is rounded to ``tfpcourse.notebooks.FLOAT_DIGITS`` significant digits
+  (on both sides), on top of the regex rules in ``tests/nbval_sanitize.cfg`` (memory addresses,
+  timings).
+
+At the end of a run the terminal summary lists, per notebook, how many output cells were
+compared.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _patch_nbval() -> None:
+    try:
+        import nbval.plugin as plugin
+    except ImportError:  # nbval not installed: nothing to patch
+        return
+    from tfpcourse.notebooks import coalesce_streams, round_floats
+
+    if getattr(plugin, "_tfpcourse_patched", False):
+        return
+    original_transform = plugin.transform_streams_for_comparison
+    original_sanitize = plugin.IPyNbCell.sanitize
+
+    def transform(outputs):
+        return original_transform(coalesce_streams(list(outputs)))
+
+    def sanitize(self, s):
+        s = original_sanitize(self, s)
+        return round_floats(s) if isinstance(s, str) else s
+
+    plugin.transform_streams_for_comparison = transform
+    plugin.IPyNbCell.sanitize = sanitize
+    plugin._tfpcourse_patched = True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _patch_nbval()
+    # Notebooks executed by nbval inherit this environment. Default to the smoke profile so a
+    # plain `pytest` is quick; an explicit TFPCOURSE_PROFILE wins.
+    os.environ.setdefault("TFPCOURSE_PROFILE", "smoke")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    notebooks = sorted(
+        {
+            Path(str(item.fspath))
+            for item in getattr(terminalreporter, "_tfpcourse_items", [])
+            if str(item.fspath).endswith(".ipynb")
+        }
+    )
+    if not notebooks:
+        return
+    from tfpcourse.notebooks import check_stats
+
+    terminalreporter.section("nbval: output cells compared per notebook")
+    total_out = total_checked = 0
+    for path in notebooks:
+        stats = check_stats(path)
+        total_out += stats.output_cells
+        total_checked += stats.checked_cells
+        terminalreporter.write_line(
+            f"{stats.notebook:45s} {stats.checked_cells:3d} of {stats.output_cells:3d} "
+            f"output cells checked ({stats.ratio:.0%})"
+        )
+    terminalreporter.write_line(
+        f"{'all notebooks':45s} {total_checked:3d} of {total_out:3d} output cells checked"
+    )
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    config.pluginmanager.get_plugin("terminalreporter")._tfpcourse_items = list(items)

@@ -1,0 +1,206 @@
+"""The notebooks as code: pairs in sync, outputs stored, checks that really fail."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tfpcourse import notebooks as nbs
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+CHAPTERS = nbs.find_notebooks(NOTEBOOKS)
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no notebooks/NN_*.ipynb found"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
+def test_every_source_has_its_notebook(py):
+    assert py.with_suffix(".ipynb").is_file(), f"{py.name} has no paired .ipynb"
+
+
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=lambda p: p.name)
+def test_every_notebook_has_its_source(ipynb):
+    assert ipynb.with_suffix(".py").is_file(), f"{ipynb.name} has no paired .py source"
+
+
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=lambda p: p.name)
+def test_pair_is_in_sync(ipynb):
+    problems = nbs.pair_differences(ipynb.with_suffix(".py"), ipynb)
+    assert not problems, (
+        f"{ipynb.name} and its .py differ:\n  " + "\n  ".join(problems)
+        + "\nRun `jupytext --sync notebooks/*.py`, then re-execute (see CONTRIBUTING)."
+    )
+
+
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed_in_the_full_profile(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert all(isinstance(n, int) for n in counts), "some code cells were never executed"
+    assert counts == list(range(1, len(code) + 1)), "cells were not executed top to bottom"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"stored outputs contain errors: {errors[0].ename}"
+    setup_text = "".join(o.get("text", "") for o in code[0].outputs)
+    assert "Profile: full" in setup_text, "the stored run was not made in the full profile"
+    stderr = [o.text for c in code for o in c.outputs if o.get("name") == "stderr"]
+    assert not stderr, f"stored outputs contain stderr noise: {stderr[0][:200]!r}"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
+def test_notebooks_do_not_read_environment_variables(py):
+    text = py.read_text(encoding="utf-8")
+    assert not re.search(r"os\.environ|getenv\(", text), (
+        f"{py.name} reads the environment; ask tfpcourse.config.get_config() instead"
+    )
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
+def test_every_figure_has_a_caption(py):
+    """Each cell that draws (plt.show()) is followed by a markdown cell starting with a caption."""
+    import jupytext
+
+    cells = jupytext.read(py).cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and "plt.show()" in cell.source:
+            following = cells[i + 1] if i + 1 < len(cells) else None
+            assert following is not None and following.cell_type == "markdown", cell.source[:80]
+            assert following.source.lstrip().startswith("*Figure"), (
+                f"the figure drawn by {cell.source[:60]!r} has no '*Figure N.*' caption"
+            )
+
+
+# ---- the pairing check itself fails when one side is edited ----------------------------------
+
+
+@pytest.fixture
+def pair(tmp_path):
+    src = CHAPTERS[0]
+    shutil.copy(src, tmp_path / src.name)
+    shutil.copy(src.with_suffix(".py"), tmp_path / src.with_suffix(".py").name)
+    return tmp_path / src.with_suffix(".py").name, tmp_path / src.name
+
+
+def test_pair_check_fails_when_only_the_source_is_edited(pair):
+    py, ipynb = pair
+    text = py.read_text().replace("N_OBS, N_FEATURES = 1000, 5", "N_OBS, N_FEATURES = 999, 5")
+    py.write_text(text)
+    problems = nbs.pair_differences(py, ipynb)
+    assert problems and "differs in source" in problems[0]
+
+
+def test_pair_check_fails_when_only_the_notebook_is_edited(pair):
+    py, ipynb = pair
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("print('added only here')"))
+    nbformat.write(nb, ipynb)
+    problems = nbs.pair_differences(py, ipynb)
+    assert problems and "cells" in problems[0]
+
+
+def test_pair_check_fails_when_tags_differ(pair):
+    py, ipynb = pair
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells[3].metadata["tags"] = ["solution"]
+    nbformat.write(nb, ipynb)
+    assert any("tags" in p for p in nbs.pair_differences(py, ipynb))
+
+
+def test_pair_check_reports_a_missing_half(tmp_path):
+    assert nbs.pair_differences(tmp_path / "a.py", tmp_path / "a.ipynb") == [
+        f"{tmp_path / 'a.py'} is missing"
+    ]
+
+
+# ---- the comparison rules nbval uses ---------------------------------------------------------
+
+
+def test_round_floats_rounds_decimals_but_not_integers_or_versions():
+    text = "loss 0.394378066 after 300 steps, lr 5e-05, TF 2.21.0, [-0.00000001  1.579]"
+    expected = "loss 0.3944 after 300 steps, lr 5e-05, TF 2.21.0, [-1e-08  1.579]"
+    assert nbs.round_floats(text) == expected
+    assert nbs.round_floats("-0.00004") == "-4e-05"
+    assert nbs.round_floats("[-0.0  0.0]") == "[0  0]"
+    assert nbs.round_floats("0.39443") == nbs.round_floats("0.39438")
+
+
+def test_round_floats_still_sees_real_changes():
+    assert nbs.round_floats("0.3944") != nbs.round_floats("0.3954")
+
+
+def test_coalesce_streams_merges_only_neighbouring_outputs_of_one_stream():
+    out = [
+        {"output_type": "stream", "name": "stdout", "text": "a\n"},
+        {"output_type": "stream", "name": "stdout", "text": "b\n"},
+        {"output_type": "stream", "name": "stderr", "text": "c\n"},
+        {"output_type": "stream", "name": "stdout", "text": "d\n"},
+    ]
+    merged = nbs.coalesce_streams(out)
+    assert [m["text"] for m in merged] == ["a\nb\n", "c\n", "d\n"]
+    assert out[0]["text"] == "a\n"  # the input is not modified
+
+
+def test_check_stats_counts_marked_output_cells():
+    stats = nbs.check_stats(CHAPTERS[0])
+    assert 0 < stats.checked_cells <= stats.output_cells <= stats.code_cells
+
+
+# ---- a changed checked output fails the nbval run --------------------------------------------
+
+
+def _truncated_copy(tmp_path: Path, mutate: str | None) -> Path:
+    """A copy of chapter 01 cut after its first checked cell, optionally with that cell's
+    stored output edited, plus the suite's nbval configuration."""
+    nb = nbformat.read(CHAPTERS[0], as_version=4)
+    first_checked = next(
+        i for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and nbs.CHECK_MARKER in c.source
+    )
+    nb.cells = nb.cells[: first_checked + 1]
+    if mutate is not None:
+        output = nb.cells[first_checked].outputs[0]
+        assert mutate in output.text
+        output.text = output.text.replace(mutate, mutate + "1")
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "tests").mkdir()
+    shutil.copy(ROOT / "tests" / "nbval_sanitize.cfg", tmp_path / "tests" / "nbval_sanitize.cfg")
+    return path
+
+
+def _nbval(path: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TFPCOURSE_PROFILE="smoke")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(path), "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(path.parent), "-c", os.devnull,
+         "--nbval-lax", "--nbval-current-env",
+         f"--nbval-sanitize-with={path.parent / 'tests' / 'nbval_sanitize.cfg'}"],
+        capture_output=True, text=True, env=env, cwd=path.parent, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_nbval_passes_on_an_untouched_copy_and_fails_when_a_checked_output_changes(tmp_path):
+    clean_dir, edited_dir = tmp_path / "clean", tmp_path / "edited"
+    clean_dir.mkdir()
+    edited_dir.mkdir()
+    clean = _nbval(_truncated_copy(clean_dir, mutate=None))
+    assert clean.returncode == 0, clean.stdout[-2000:]
+    assert re.search(r"\d+ passed", clean.stdout)
+    edited = _nbval(_truncated_copy(edited_dir, mutate="share of ones 0.512"))
+    assert edited.returncode == 1, edited.stdout[-2000:]
+    assert "mismatch 'stdout'" in edited.stdout
+    assert "ones 0.5121" in edited.stdout  # the report shows the edited stored value
+    assert "1 failed" in edited.stdout
