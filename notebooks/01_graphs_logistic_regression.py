@@ -493,8 +493,10 @@ print(f"speed-up: {t_eager.median / t_graph.median:.1f}x")
 # everybody trains on exactly the same bytes.
 
 # %%
+mnist = data.mnist()  # downloads and verifies on first use; later loads come from the cache
+
+# %%
 # NBVAL_CHECK_OUTPUT
-mnist = data.mnist()
 print("train:", mnist.train.images.shape, mnist.train.images.dtype,
       "| labels", mnist.train.labels.shape)
 print("test: ", mnist.test.images.shape, mnist.test.images.dtype,

@@ -373,8 +373,6 @@ def fetch(name: str, key: str, *, progress: bool = True) -> Path:
     DataError
         If the cache folder cannot be written to when a file must be stored.
     """
-    import pooch
-
     info = _dataset(name)
     check_choice("key", key, info.files)
     spec = info.files[key]
@@ -382,6 +380,8 @@ def fetch(name: str, key: str, *, progress: bool = True) -> Path:
     target = folder / spec.filename
     if target.is_file() and _sha256(target) == spec.sha256:
         return target
+
+    import pooch  # only now: it imports requests and tqdm, which a cached load does not need
 
     _ensure_writable(folder)
     pooch.get_logger().setLevel(logging.WARNING)
