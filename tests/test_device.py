@@ -55,6 +55,17 @@ def test_setup_validates_its_arguments():
         device.setup(mixed_precision=1)
 
 
+def test_report_describes_the_last_setup(tf):
+    rep = device.report()
+    assert isinstance(rep, device.DeviceReport)
+    assert rep.tensorflow_version == tf.__version__
+    assert rep.strategy == "default (one device, no distribution)"
+    assert "/device:CPU:0" in rep.logical_devices
+    text = str(rep)
+    assert text.splitlines()[0].startswith("TensorFlow 2.21")
+    assert "Mixed precision: off; XLA auto-clustering: off" in text
+
+
 def test_setup_in_a_fresh_process_prints_a_report_and_no_startup_noise():
     result = _run_python(
         """

@@ -255,7 +255,7 @@ def setup(
         gpus=tuple(g.name for g in gpus),
         cpus=tuple(c.name for c in cpus),
         logical_devices=tuple(d.name for d in logical),
-        strategy=f"{type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s)",
+        strategy=_describe_strategy(strategy),
         mixed_precision=mixed_precision,
         xla=xla,
         notes=tuple(notes),
@@ -263,6 +263,13 @@ def setup(
     if verbose:
         print(_LAST_REPORT)
     return strategy
+
+
+def _describe_strategy(strategy: tf.distribute.Strategy) -> str:
+    n = strategy.num_replicas_in_sync
+    if type(strategy).__name__ == "_DefaultDistributionStrategy":
+        return "default (one device, no distribution)"
+    return f"{type(strategy).__name__} over {n} replicas"
 
 
 def _choose_strategy(tf, *, gpus: int, logical_cpus: int | None) -> tf.distribute.Strategy:

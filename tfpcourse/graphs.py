@@ -232,12 +232,12 @@ def plot_graph(
     widest = max(len(m) for m in by_layer.values())
     if ax is None:
         fig, ax = plt.subplots(
-            figsize=(max(6.0, 2.3 * widest), max(3.0, 1.25 * n_layers + 0.8)), dpi=90
+            figsize=(max(6.0, 2.6 * widest), max(3.0, 1.25 * n_layers + 0.8)), dpi=90
         )
     else:
         fig = ax.figure
-    box_w, box_h = 2.0, 0.62
-    scale_x = 2.2
+    box_w, box_h = 2.3, 0.62
+    scale_x = 2.5
     pos = {g: (xpos[g] * scale_x, -layer[g] * 1.25) for g in groups}
     for a, b in sorted(edges):
         (x0, y0), (x1, y1) = pos[a], pos[b]
@@ -257,9 +257,14 @@ def plot_graph(
                 facecolor=KIND_COLOURS[group_kind[g]], edgecolor="#333333", lw=0.8,
             )
         )
-        name = g if len(g) <= 20 else "…" + g[-18:]
+        name = g
+        if len(name) > 22:  # keep the scope and the op's own name: beta/…/ReadVariableOp
+            parts = name.split("/")
+            name = f"{parts[0]}/…/{parts[-1]}" if len(parts) > 2 else name
+        if len(name) > 24:
+            name = name[:23] + "…"
         detail = f"{group_count[g]} ops" if group_count[g] > 1 else group_label[g]
-        ax.text(x, y + 0.09, name, ha="center", va="center", fontsize=7.5, fontweight="bold")
+        ax.text(x, y + 0.09, name, ha="center", va="center", fontsize=7, fontweight="bold")
         ax.text(x, y - 0.15, detail, ha="center", va="center", fontsize=7, color="#222222")
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
