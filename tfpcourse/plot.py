@@ -5,8 +5,8 @@ Every helper returns the ``Figure`` so a notebook can add to it, and labels what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from tfpcourse._validate import check_int
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["image_grid"]
+__all__ = ["density_1d", "density_2d", "image_grid"]
 
 
 def image_grid(
@@ -76,5 +76,145 @@ def image_grid(
             ax.set_title(text, fontsize=8, pad=2)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _log_prob_fn(density: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Accept a TFP distribution (anything with ``log_prob``) or a callable returning log
+    densities, and return a NumPy-in, NumPy-out log-density function."""
+    if hasattr(density, "log_prob"):
+        def fn(x: np.ndarray) -> np.ndarray:
+            return np.asarray(density.log_prob(x.astype(np.float32)))
+
+        return fn
+    if callable(density):
+        return lambda x: np.asarray(density(x.astype(np.float32)))
+    raise TypeError(
+        "density must be a distribution (with .log_prob) or a callable returning log densities, "
+        f"got {type(density).__name__}"
+    )
+
+
+def density_1d(
+    densities: Any,
+    x_range: tuple[float, float],
+    *,
+    samples: np.ndarray | None = None,
+    bins: int = 60,
+    n_points: int = 400,
+    ax: Any = None,
+    title: str | None = None,
+    xlabel: str = "x",
+    ylabel: str = "density",
+) -> Figure:
+    """Plot one or several 1-D densities over ``x_range``, optionally over a histogram.
+
+    Parameters
+    ----------
+    densities:
+        A distribution with ``log_prob``, a callable returning log densities, or a mapping from
+        legend labels to either. A distribution with a batch shape draws one curve per member.
+    x_range:
+        ``(low, high)`` of the x axis.
+    samples:
+        Optional 1-D samples drawn as a normalised histogram behind the curves.
+    """
+    import matplotlib.pyplot as plt
+
+    if not (isinstance(x_range, tuple | list) and len(x_range) == 2 and x_range[0] < x_range[1]):
+        raise ValueError(f"x_range must be (low, high) with low < high, got {x_range!r}")
+    n_points = check_int("n_points", n_points, minimum=2)
+    if not isinstance(densities, Mapping):
+        densities = {None: densities}
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    else:
+        fig = ax.figure
+    if samples is not None:
+        samples = np.asarray(samples).ravel()
+        ax.hist(samples, bins=bins, range=x_range, density=True, color="0.85",
+                edgecolor="0.6", lw=0.5, label="samples")
+    x = np.linspace(x_range[0], x_range[1], n_points, dtype=np.float32)
+    for label, density in densities.items():
+        fn = _log_prob_fn(density)
+        batch = getattr(density, "batch_shape", None)
+        if batch is not None and len(batch) > 0:
+            # Evaluate every member of the batch at each x: shape (n_points, *batch).
+            lp = fn(x.reshape((-1,) + (1,) * len(batch)))
+            curves = np.exp(lp).reshape(n_points, -1)
+            for j in range(curves.shape[1]):
+                ax.plot(x, curves[:, j], label=f"{label} [{j}]" if label else f"[{j}]")
+        else:
+            ax.plot(x, np.exp(fn(x)), label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(*x_range)
+    if title:
+        ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def density_2d(
+    density: Any,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    *,
+    samples: np.ndarray | None = None,
+    grid: int = 150,
+    ax: Any = None,
+    title: str | None = None,
+    xlabel: str = "$x_1$",
+    ylabel: str = "$x_2$",
+    cmap: str = "viridis",
+    colorbar: bool = True,
+) -> Figure:
+    """Draw a 2-D density (event shape ``[2]``) as a heat map, optionally with samples on top.
+
+    Parameters
+    ----------
+    density:
+        A distribution with ``log_prob`` over points of shape ``[..., 2]``, or a callable.
+    xlim, ylim:
+        The plotted square: ``(low, high)`` for each coordinate.
+    samples:
+        Optional ``(n, 2)`` points drawn as small white dots.
+    grid:
+        Grid points per axis.
+    """
+    import matplotlib.pyplot as plt
+
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if not (isinstance(lim, tuple | list) and len(lim) == 2 and lim[0] < lim[1]):
+            raise ValueError(f"{name} must be (low, high) with low < high, got {lim!r}")
+    grid = check_int("grid", grid, minimum=2)
+    fn = _log_prob_fn(density)
+    xs = np.linspace(xlim[0], xlim[1], grid, dtype=np.float32)
+    ys = np.linspace(ylim[0], ylim[1], grid, dtype=np.float32)
+    xx, yy = np.meshgrid(xs, ys)
+    points = np.stack([xx.ravel(), yy.ravel()], axis=-1)
+    values = np.exp(fn(points)).reshape(grid, grid)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    else:
+        fig = ax.figure
+    mesh = ax.pcolormesh(xx, yy, values, shading="auto", cmap=cmap)
+    if colorbar:
+        fig.colorbar(mesh, ax=ax, label="density")
+    if samples is not None:
+        samples = np.asarray(samples)
+        if samples.ndim != 2 or samples.shape[1] != 2:
+            raise ValueError(f"samples must have shape (n, 2), got {samples.shape}")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="white", alpha=0.5, linewidths=0)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig
