@@ -34,6 +34,34 @@ def test_filter_removes_tensorflow_startup_lines_and_keeps_real_errors():
     assert kept == real
 
 
+def test_filter_drops_the_lazy_onednn_integer_note():
+    line = ("E0000 00:00:1795290745.020089   14028 util.cc:131] oneDNN supports DT_INT32 only on "
+            "platforms with AVX-512. Falling back to the default Eigen-based implementation.\n")
+    assert device.filter_tf_noise(line) == ""
+
+
+def test_stderr_filter_in_a_kernel_hides_noise_written_after_setup(tmp_path):
+    """In a Jupyter kernel the filter stays on: C++ noise written later never reaches the
+    notebook, while other stderr text still does."""
+    import nbformat
+
+    from tfpcourse import notebooks
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os\nfrom tfpcourse import device\ndevice.setup(verbose=False)\n"
+        f"os.write(2, {NOISE!r}.encode() + b'a real problem\\n')\n"
+        "import time; time.sleep(0.5)\nprint('done')"
+    )]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    result = notebooks.execute(path, profile="smoke", output=path)
+    assert result.ok, result.error
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    stderr = "".join(o.text for o in outputs if o.get("name") == "stderr")
+    assert stderr == "a real problem\n", outputs
+
+
 def test_filter_rejects_non_text():
     with pytest.raises(TypeError, match="text must be a string"):
         device.filter_tf_noise(b"bytes")

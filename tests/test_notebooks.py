@@ -151,6 +151,19 @@ def test_coalesce_streams_merges_only_neighbouring_outputs_of_one_stream():
     assert out[0]["text"] == "a\n"  # the input is not modified
 
 
+# Chapters without long training runs must have most of their output cells compared.
+MIN_CHECKED_RATIO = {"02_distributions.ipynb": 0.8, "03_bijectors.ipynb": 0.8}
+
+
+@pytest.mark.parametrize("name, minimum", sorted(MIN_CHECKED_RATIO.items()))
+def test_chapters_without_training_check_most_outputs(name, minimum):
+    stats = nbs.check_stats(NOTEBOOKS / name)
+    assert stats.ratio >= minimum, (
+        f"{name}: {stats.checked_cells} of {stats.output_cells} output cells checked "
+        f"({stats.ratio:.0%}), target {minimum:.0%}"
+    )
+
+
 def test_check_stats_counts_marked_output_cells():
     stats = nbs.check_stats(CHAPTERS[0])
     assert 0 < stats.checked_cells <= stats.output_cells <= stats.code_cells

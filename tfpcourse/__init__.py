@@ -9,6 +9,10 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``data``       MNIST-family loaders with pinned checksums, cache and mirror
 ``pipelines``  ``tf.data`` input pipelines (scaling, binarisation, shuffling, batching)
 ``toy2d``      2-D toy densities for the flow chapters
+``distributions``  shape reports and Monte Carlo KL estimates
+``bijectors``  a checker for any bijector (round trip, log-det against autodiff, shapes)
+``training``   a compiled maximum-likelihood fitting loop with early stopping
+``plot``       image grids and 1-D / 2-D density pictures
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks
 ``notebooks``  pairing, execution and nbval bookkeeping for the course's notebooks

@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DeviceReport",
     "filter_tf_noise",
+    "install_stderr_filter",
     "quiet_stderr",
     "report",
     "setup",
@@ -61,6 +63,7 @@ _HARMLESS_ERRORS = (
     "Unable to register cuBLAS factory",
     "computation placer already registered",
     "could not open file to read NUMA node",
+    "oneDNN supports DT_INT32 only on platforms with AVX-512",  # a note, not an error
 )
 
 
@@ -121,6 +124,76 @@ def quiet_stderr() -> Iterator[None]:
             if leftover:
                 sys.stderr.write(leftover)
                 sys.stderr.flush()
+
+
+class _LineFilter:
+    """Replace a file descriptor by a pipe; a thread forwards each complete line that
+    :func:`filter_tf_noise` keeps to the original descriptor."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.original = os.dup(fd)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self.read_end = read_end
+        self.thread = threading.Thread(target=self._pump, name="tf-stderr-filter", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.read_end, 65536)
+            except OSError:  # pragma: no cover - descriptor closed under us
+                break
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if lines:
+                text = b"\n".join(lines).decode("utf-8", errors="replace") + "\n"
+                kept = filter_tf_noise(text)
+                if kept:
+                    os.write(self.original, kept.encode("utf-8"))
+        if pending:
+            kept = filter_tf_noise(pending.decode("utf-8", errors="replace"))
+            if kept:
+                os.write(self.original, kept.encode("utf-8"))
+
+
+_FILTER: _LineFilter | None = None
+
+
+def _in_jupyter_kernel() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None or "ipykernel" not in sys.modules:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except Exception:  # pragma: no cover
+        return False
+    return ip is not None and hasattr(ip, "kernel")
+
+
+def install_stderr_filter() -> bool:
+    """Filter TensorFlow's C++ log lines out of file descriptor 2 for the rest of the process.
+
+    TensorFlow writes some lines lazily, long after start-up (for example oneDNN's notes the
+    first time an integer op runs). In a Jupyter kernel, which shows everything written to
+    descriptor 2 in the notebook, :func:`setup` installs this filter so those lines never
+    reach the notebook. Only complete lines are forwarded, which is why it is not used in a
+    terminal, where progress bars write partial lines. Returns ``True`` if a filter is (now)
+    installed. Idempotent.
+    """
+    global _FILTER
+    if _FILTER is not None:
+        return True
+    try:
+        _FILTER = _LineFilter(2)
+    except OSError:  # pragma: no cover - no usable descriptor 2
+        return False
+    return True
 
 
 def _quiet_environment() -> None:
@@ -209,6 +282,8 @@ def setup(
     check_int("logical_cpus", logical_cpus, minimum=2, allow_none=True)
 
     _quiet_environment()
+    if _in_jupyter_kernel():
+        install_stderr_filter()
     notes: list[str] = []
     with quiet_stderr():
         import tensorflow as tf

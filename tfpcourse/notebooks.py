@@ -251,6 +251,9 @@ def execute(
     saved_env = os.environ.copy()
     try:
         os.environ[PROFILE_ENV] = profile  # the kernel inherits this process's environment
+        # ipykernel does not capture C-level output when it believes it runs under pytest;
+        # a notebook executed here must behave as in JupyterLab, even when called by a test.
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
         with client.setup_kernel():
             pid = _kernel_pid(client)
             if pid:

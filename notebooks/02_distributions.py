@@ -1,0 +1,1030 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Distributions: sampling, shapes, mixtures and KL divergence
+#
+# A probabilistic model is made of probability distributions, and in TensorFlow Probability
+# (TFP) a distribution is an object you can do two things with: *draw samples* from it and
+# *evaluate the log-probability* of values under it. Everything in the later chapters, from
+# normalizing flows to variational autoencoders (VAEs), is built from these two operations.
+# This chapter learns them on small examples where every number can be checked by hand.
+#
+# **What you will learn**
+#
+# 1. How to build a distribution, draw repeatable samples from it with *stateless* seeds, and
+#    evaluate log-probabilities; for the Normal, Bernoulli and Categorical distributions.
+# 2. The three shapes of TFP: *sample* shape, *batch* shape and *event* shape, and what
+#    `sample` and `log_prob` return for each combination.
+# 3. How parameters broadcast into a batch of distributions.
+# 4. How `tfd.Independent` turns batch dimensions into event dimensions, and why a VAE's
+#    decoder needs it.
+# 5. How to build mixtures with `Mixture` and `MixtureSameFamily`.
+# 6. How to compute a KL divergence exactly with `tfd.kl_divergence`, how to estimate it by
+#    Monte Carlo when there is no closed form, and how fast that estimate's error shrinks.
+#
+# **Prerequisites:** chapter 01 (tensors and eager execution); densities, expectations and
+# logarithms at the level of a first probability course.
+
+# %% [markdown]
+# ## 0. Set-up
+#
+# The same start as every chapter: quiet TensorFlow start-up and a device report, a seeded
+# run, and the profile. TFP's distributions live in `tfp.distributions`, imported under the
+# customary short name `tfd`.
+
+# %%
+from tfpcourse import device
+
+strategy = device.setup()
+
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfpcourse import config, seeding
+from tfpcourse.distributions import describe_shapes, kl_monte_carlo
+from tfpcourse.plot import density_1d, density_2d
+
+tfd = tfp.distributions
+
+cfg = config.get_config()
+seeding.seed_everything(0)
+print(f"Profile: {cfg.profile}")
+
+# %% [markdown]
+# ## 1. Sampling and log-probabilities
+#
+# ### The Normal distribution
+#
+# A distribution is built from its parameters. The standard Normal has mean (`loc`) 0 and
+# standard deviation (`scale`) 1. Printing it shows its name, two shapes we meet in section 2,
+# and the dtype of its values.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+normal = tfd.Normal(loc=0.0, scale=1.0)
+print(normal)
+print("mean:", normal.mean().numpy(), "| standard deviation:", normal.stddev().numpy())
+
+# %% [markdown]
+# `sample(n)` draws `n` independent values and returns them as one tensor of shape `(n,)`.
+# The `seed` argument makes the draw repeatable. We always pass a *stateless* seed: a tensor of
+# two integers made by `seeding.stateless_seed`. A stateless draw is a pure function of its
+# seed, so the numbers do not depend on what ran before: re-running a cell or running cells
+# out of order gives the same numbers.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+seed = seeding.stateless_seed(42)
+x = normal.sample(6, seed=seed)
+print("seed:", seed.numpy(), "| shape:", x.shape, "| dtype:", x.dtype.name)
+print("draws:", np.round(x.numpy(), 4))
+print("same seed again, same draws:", np.array_equal(normal.sample(6, seed=seed).numpy(),
+                                                     x.numpy()))
+
+# %% [markdown]
+# A stateless seed is never "used up": passing it twice gives the same draws twice, as we just
+# saw. For *new* random numbers, split the seed into independent child seeds. The argument of
+# `sample` may also be a shape, not just a number: `sample((2, 3))` draws six values arranged
+# as a 2 by 3 tensor.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+seed_a, seed_b = seeding.split_seed(seed, 2)
+print("child seed a:", np.round(normal.sample(3, seed=seed_a).numpy(), 4))
+print("child seed b:", np.round(normal.sample(3, seed=seed_b).numpy(), 4))
+print("sample((2, 3)) has shape", normal.sample((2, 3), seed=seed_a).shape)
+
+# %% [markdown]
+# `log_prob(x)` evaluates the logarithm of the density at `x`, for every entry of `x` at once.
+# For the Normal with mean $\mu$ and standard deviation $\sigma$,
+#
+# $$ \log p(x) = -\tfrac12 \log(2\pi) - \log\sigma - \frac{(x-\mu)^2}{2\sigma^2}, $$
+#
+# so the standard Normal's log-density at 0 is $-\tfrac12\log(2\pi) = -0.9189385$. We write the
+# formula once in NumPy (in float64) and check TFP against it:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def normal_logpdf(x, mu, sigma):
+    """log N(x; mu, sigma^2) in float64 NumPy: the formula we check TFP against."""
+    x = np.asarray(x, np.float64)
+    return -0.5 * np.log(2 * np.pi) - np.log(sigma) - (x - mu) ** 2 / (2 * sigma**2)
+
+
+points = np.array([-1.0, 0.0, 1.0, 2.5], np.float32)
+lp_tfp = normal.log_prob(points).numpy()
+lp_formula = normal_logpdf(points, 0.0, 1.0)
+print("x            :", points)
+print("TFP log_prob :", np.round(lp_tfp, 7))
+print("formula      :", np.round(lp_formula, 7))
+print(f"-0.5 log(2 pi) = {-0.5 * np.log(2 * np.pi):.7f}")
+np.testing.assert_allclose(lp_tfp, lp_formula, rtol=1e-6)
+np.testing.assert_allclose(lp_tfp[1], -0.9189385, rtol=1e-7)
+
+# %% [markdown]
+# Why logarithms? The likelihood of independent observations is the *product* of their
+# densities, and a product of many numbers below 1 underflows. The standard Normal's density
+# is at most $1/\sqrt{2\pi} \approx 0.4$, so the product of a thousand densities is below
+# $0.4^{1000} \approx 10^{-398}$, far below the smallest float32 (about $10^{-45}$). The sum of
+# the log-densities is an ordinary number:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+draws = normal.sample(1000, seed=seeding.stateless_seed(1))
+product = tf.reduce_prod(normal.prob(draws)).numpy()
+log_sum = tf.reduce_sum(normal.log_prob(draws)).numpy()
+by_hand = normal_logpdf(draws.numpy(), 0.0, 1.0).sum()
+print(f"product of 1000 densities : {product}")
+print(f"sum of 1000 log-densities : {log_sum:.2f} (formula: {by_hand:.2f})")
+assert product == 0.0
+np.testing.assert_allclose(log_sum, by_hand, rtol=1e-5)
+
+# %% [markdown]
+# ### The Bernoulli distribution
+#
+# A Bernoulli variable is 1 with probability $p$ and 0 otherwise, so
+# $\log P(1) = \log p$ and $\log P(0) = \log(1-p)$. Its samples are integers (`int32`):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+coin = tfd.Bernoulli(probs=0.9)
+flips = coin.sample(10, seed=seeding.stateless_seed(2))
+print(coin)
+print("ten flips:", flips.numpy(), "| dtype:", flips.dtype.name)
+lp = coin.log_prob([1, 0]).numpy()
+print(f"log P(1) = {lp[0]:.7f}, log 0.9 = {np.log(0.9):.7f}")
+print(f"log P(0) = {lp[1]:.7f}, log 0.1 = {np.log(0.1):.7f}")
+np.testing.assert_allclose(lp, np.log([0.9, 0.1]), rtol=1e-6)
+
+# %% [markdown]
+# Ten flips say little about $p$. The share of ones in 10,000 flips should be within a few
+# standard errors, $\sqrt{p(1-p)/n} = 0.003$, of 0.9:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+many = coin.sample(10_000, seed=seeding.stateless_seed(3)).numpy()
+share = many.mean()
+print(f"share of ones in 10,000 flips: {share:.4f}, standard error {np.sqrt(0.09 / 1e4):.4f}")
+print(f"distance from 0.9 in standard errors: {abs(share - 0.9) / 0.003:.1f}")
+
+# %% [markdown]
+# A Bernoulli can also be given *logits* $t$ instead of probabilities, with
+# $p = \sigma(t) = 1/(1+e^{-t})$. This is how neural networks output it (a network's last layer
+# produces any real number, not a number in $[0, 1]$). Then $\log P(1) = -\log(1+e^{-t})$,
+# which is minus chapter 01's binary cross-entropy, and TFP computes it with the same stable
+# formula:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+t = np.array([-30.0, -2.0, 0.0, 2.0], np.float32)
+lp_logits = tfd.Bernoulli(logits=t).log_prob(tf.ones_like(t)).numpy()
+xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(t), logits=t).numpy()
+exact = -np.log1p(np.exp(-t.astype(np.float64)))
+print("logit t             :", t)
+print("Bernoulli log P(1)  :", np.round(lp_logits, 5))
+print("-log(1 + exp(-t))   :", np.round(exact, 5))
+print("minus cross-entropy :", np.round(-xent, 5))
+np.testing.assert_allclose(lp_logits, exact, rtol=1e-6)
+np.testing.assert_allclose(lp_logits, -xent, rtol=1e-6)
+
+# %% [markdown]
+# ### The Categorical distribution
+#
+# A Categorical variable takes one of $K$ values $0, \dots, K-1$, value $k$ with probability
+# $\pi_k$. It is the distribution of a class label, and it chooses the component of a mixture
+# (section 4). Samples are `int32` class indices, and $\log P(k) = \log \pi_k$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+probs = np.array([0.2, 0.5, 0.3], np.float32)
+die = tfd.Categorical(probs=probs)
+rolls = die.sample(12, seed=seeding.stateless_seed(4))
+print(die)
+print("twelve draws:", rolls.numpy(), "| dtype:", rolls.dtype.name)
+lp = die.log_prob([0, 1, 2]).numpy()
+print("log_prob of 0, 1, 2:", np.round(lp, 7))
+print("log of the probs   :", np.round(np.log(probs.astype(np.float64)), 7))
+np.testing.assert_allclose(lp, np.log(probs), rtol=1e-6)
+
+# %% [markdown]
+# The frequencies of many draws approach the probabilities:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rolls = die.sample(10_000, seed=seeding.stateless_seed(5)).numpy()
+freq = np.bincount(rolls, minlength=3) / rolls.size
+print("frequencies in 10,000 draws:", np.round(freq, 4))
+print("probabilities              :", probs)
+print("all within 0.01:", bool(np.all(np.abs(freq - probs) < 0.01)))
+
+# %% [markdown]
+# ## 2. Shapes: sample, batch and event
+#
+# A TFP distribution object can hold *many* distributions at once, and each of them can be
+# over vectors rather than numbers. Three shapes keep this straight:
+#
+# | shape | what it counts | set by |
+# |---|---|---|
+# | **sample** | independent draws | the argument of `sample(...)` |
+# | **batch** | distributions in the object, each with its own parameters | parameter shapes |
+# | **event** | the dimensions of one draw from one of them | the kind of distribution |
+#
+# (The event shape of a univariate Normal is `()`, of a 2-D Normal `(2,)`.)
+#
+# They combine in a fixed order:
+#
+# $$ \texttt{sample(s).shape} = \text{sample shape} + \text{batch shape} +
+#    \text{event shape}, \qquad \texttt{log\_prob(x).shape} = \text{sample shape} +
+#    \text{batch shape}. $$
+#
+# `log_prob` returns one number per event: the event dimensions are the ones a single
+# log-probability covers. Compare three objects: a *batch* of three univariate Normals,
+# *one* two-dimensional Normal with a diagonal covariance (`MultivariateNormalDiag`), and a
+# batch of three such 2-D Normals.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+three_normals = tfd.Normal(loc=[-2.0, 0.0, 2.0], scale=[0.6, 1.0, 0.8])
+one_mvn = tfd.MultivariateNormalDiag(loc=[0.0, 1.0], scale_diag=[1.0, 0.5])
+three_mvns = tfd.MultivariateNormalDiag(
+    loc=[[-2.0, 0.0], [0.0, 1.0], [2.0, 2.0]],
+    scale_diag=[[0.6, 0.6], [1.0, 0.5], [0.8, 1.2]],
+)
+for dist in (three_normals, one_mvn, three_mvns):
+    print(dist)
+
+# %% [markdown]
+# `tfpcourse.distributions.describe_shapes` draws a sample of a given sample shape, evaluates
+# `log_prob` on it, and reports every shape. With a sample shape of `(5,)`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+examples = {
+    "3 Normals": three_normals,
+    "one 2-D MVN": one_mvn,
+    "3 x 2-D MVN": three_mvns,
+}
+print(f"{'':12s} {'batch':>7s} {'event':>7s} {'sample(5)':>11s} {'log_prob':>9s}")
+for name, dist in examples.items():
+    r = describe_shapes(dist, sample_shape=5)
+    print(f"{name:12s} {r.batch_shape!s:>7s} {r.event_shape!s:>7s} {r.sample!s:>11s} "
+          f"{r.log_prob!s:>9s}")
+    assert r.sample == r.sample_shape + r.batch_shape + r.event_shape
+    assert r.log_prob == r.sample_shape + r.batch_shape
+
+# %% [markdown]
+# What does `log_prob` return for each? For the batch of three Normals, `log_prob(0.0)` is
+# three numbers: the log-density of 0 under each Normal (the scalar 0 is broadcast to the
+# batch). We check each against the formula:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lp = three_normals.log_prob(0.0).numpy()
+expected = normal_logpdf(0.0, np.array([-2.0, 0.0, 2.0]), np.array([0.6, 1.0, 0.8]))
+print("shape:", lp.shape, "| values:", np.round(lp, 5), "| formula:", np.round(expected, 5))
+np.testing.assert_allclose(lp, expected, rtol=1e-5)
+
+# %% [markdown]
+# For the 2-D Normal, a point is a vector of length 2 and its log-density is *one* number.
+# With a diagonal covariance the two coordinates are independent, so the log-density is the
+# sum of two univariate log-densities:
+#
+# $$ \log \mathcal N\big((x_1, x_2);\ \mu, \mathrm{diag}(\sigma^2)\big) =
+#    \log \mathcal N(x_1; \mu_1, \sigma_1^2) + \log \mathcal N(x_2; \mu_2, \sigma_2^2). $$
+
+# %%
+# NBVAL_CHECK_OUTPUT
+point = np.array([0.0, 0.0], np.float32)
+lp = one_mvn.log_prob(point).numpy()
+expected = normal_logpdf(0.0, 0.0, 1.0) + normal_logpdf(0.0, 1.0, 0.5)
+print("shape:", lp.shape, f"| value: {lp:.5f} | sum of the two univariate terms: {expected:.5f}")
+np.testing.assert_allclose(lp, expected, rtol=1e-5)
+
+# %% [markdown]
+# For the batch of three 2-D Normals, the same point is evaluated under each of the three:
+# three numbers, each a sum over the two coordinates.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lp = three_mvns.log_prob(point).numpy()
+locs = np.array([[-2.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+scales = np.array([[0.6, 0.6], [1.0, 0.5], [0.8, 1.2]])
+expected = normal_logpdf(0.0, locs, scales).sum(axis=-1)
+print("shape:", lp.shape, "| values:", np.round(lp, 5), "| formula:", np.round(expected, 5))
+np.testing.assert_allclose(lp, expected, rtol=1e-5)
+
+# %% [markdown]
+# The same parameters can therefore mean different things. A batch of *two* univariate
+# Normals with `one_mvn`'s parameters gives, for the same point, two numbers; their sum is
+# `one_mvn`'s single log-density. Which one you want depends on the question: "how likely is
+# each coordinate?" (a batch) or "how likely is the point?" (an event). Section 3 converts
+# between the two.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+two_normals = tfd.Normal(loc=[0.0, 1.0], scale=[1.0, 0.5])
+lp_batch = two_normals.log_prob(point).numpy()
+print("batch of 2 Normals:", np.round(lp_batch, 5), f"-> sum {lp_batch.sum():.5f}")
+print(f"one 2-D Normal    : {one_mvn.log_prob(point).numpy():.5f}")
+np.testing.assert_allclose(lp_batch.sum(), one_mvn.log_prob(point).numpy(), rtol=1e-6)
+
+# %% [markdown]
+# A picture of the difference: the batch is three separate curves over one axis; the event
+# is one density over the plane.
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+density_1d(three_normals, (-5.0, 5.0), ax=ax1, title="batch_shape (3,), event_shape ()")
+density_2d(one_mvn, (-3.5, 3.5), (-2.5, 4.5), ax=ax2,
+           samples=one_mvn.sample(400, seed=seeding.stateless_seed(6)).numpy(),
+           title="batch_shape (), event_shape (2,)")
+fig.suptitle("A batch of three Normals versus one 2-D Normal")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure 1.* Left: the three members of `three_normals`, one density curve each, labelled by
+# their batch index (means -2, 0, 2), all over the same one-dimensional axis. Right: the
+# density of `one_mvn` over the plane, with 400 of its samples as white dots. Its spread
+# along $x_2$ is half its spread along $x_1$ (standard deviations 0.5 and 1), and it is
+# centred at $(0, 1)$.
+
+# %% [markdown]
+# ### Broadcasting parameters
+#
+# Parameters are broadcast against each other by NumPy's rules, and the broadcast shape is the
+# batch shape. A column of two means and a row of three standard deviations give a 2 by 3
+# grid of Normals:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+grid = tfd.Normal(loc=[[0.0], [1.0]], scale=[1.0, 2.0, 3.0])
+print("batch shape:", grid.batch_shape, "| event shape:", grid.event_shape)
+print("means:\n", grid.mean().numpy())
+print("standard deviations:\n", grid.stddev().numpy())
+
+# %% [markdown]
+# The argument of `log_prob` is broadcast too, against batch shape + event shape. One number
+# is evaluated under all six Normals; a tensor of shape `(4, 1, 1)` gives four values, each
+# under all six, so the result has shape `(4, 2, 3)`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("log_prob(0.0) shape:         ", grid.log_prob(0.0).shape)
+values = tf.reshape(tf.constant([-1.0, 0.0, 1.0, 2.0]), (4, 1, 1))
+lp = grid.log_prob(values)
+print("log_prob of a (4, 1, 1) shape:", lp.shape)
+expected = normal_logpdf(values.numpy(), np.array([[0.0], [1.0]]), np.array([1.0, 2.0, 3.0]))
+np.testing.assert_allclose(lp.numpy(), expected, rtol=1e-5)
+print("matches the formula entry by entry:", np.allclose(lp.numpy(), expected, rtol=1e-5))
+
+# %% [markdown]
+# Shapes that do not broadcast are rejected when the distribution is built, with a message
+# that names both shapes:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+try:
+    tfd.Normal(loc=[0.0, 1.0], scale=[1.0, 2.0, 3.0])
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ## 3. `tfd.Independent`: from batch to event
+#
+# Here is a batch of three Bernoullis with success probabilities 0.3, 0.5 and 0.7. Its
+# `log_prob([1, 0, 1])` is three numbers: $\log 0.3$, $\log(1 - 0.5)$ and $\log 0.7$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+three_coins = tfd.Bernoulli(probs=[0.3, 0.5, 0.7])
+outcome = [1, 0, 1]
+lp = three_coins.log_prob(outcome).numpy()
+expected = np.log([0.3, 0.5, 0.7])
+print(three_coins)
+print("log_prob([1, 0, 1]):", np.round(lp, 7), "| expected:", np.round(expected, 7))
+np.testing.assert_allclose(lp, expected, rtol=1e-6)
+
+# %% [markdown]
+# Often the three values are parts of *one* observation, and we want one number: the
+# log-probability of the whole vector $(1, 0, 1)$. The three are independent, so that is the
+# sum, $\log(0.3 \cdot 0.5 \cdot 0.7) = \log 0.105$. `tfd.Independent` declares exactly this:
+# it treats the rightmost `reinterpreted_batch_ndims` batch dimensions as event dimensions.
+# The result is one distribution over 3-vectors:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+coins_as_vector = tfd.Independent(three_coins, reinterpreted_batch_ndims=1)
+lp = coins_as_vector.log_prob(outcome).numpy()
+print(coins_as_vector)
+print(f"log_prob([1, 0, 1]) = {lp:.7f} | log 0.105 = {np.log(0.105):.7f}")
+np.testing.assert_allclose(lp, np.log(0.105), rtol=1e-6)
+
+# %% [markdown]
+# `Independent` changes only how `log_prob` groups the numbers, not the random values: with
+# the same seed both objects draw the same samples, of the same shape. `log_prob` of those
+# samples has shape `(4, 3)` for the batch and `(4,)` for the `Independent` version, whose
+# four values are the row sums of the other's.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+seed = seeding.stateless_seed(7)
+s_batch = three_coins.sample(4, seed=seed)
+s_event = coins_as_vector.sample(4, seed=seed)
+print("samples (batch version):\n", s_batch.numpy())
+print("identical samples:", np.array_equal(s_batch.numpy(), s_event.numpy()))
+lp_batch = three_coins.log_prob(s_batch).numpy()
+lp_event = coins_as_vector.log_prob(s_event).numpy()
+print("log_prob shapes:", lp_batch.shape, "and", lp_event.shape)
+print("Independent's log_prob:", np.round(lp_event, 5))
+print("row sums of the batch's:", np.round(lp_batch.sum(axis=1), 5))
+np.testing.assert_allclose(lp_event, lp_batch.sum(axis=1), rtol=1e-6)
+
+# %% [markdown]
+# `reinterpreted_batch_ndims` counts from the *right* of the batch shape. For a 2 by 3 batch
+# of Normals, reinterpreting one dimension gives two distributions over 3-vectors, and
+# reinterpreting both gives one distribution over 2 by 3 matrices:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+normals_2x3 = tfd.Normal(loc=tf.zeros([2, 3]), scale=1.0)
+for ndims in (0, 1, 2):
+    r = describe_shapes(tfd.Independent(normals_2x3, reinterpreted_batch_ndims=ndims), 5)
+    print(f"reinterpreted_batch_ndims={ndims}: batch {r.batch_shape!s:7s} "
+          f"event {r.event_shape!s:7s} log_prob of sample(5): {r.log_prob}")
+
+# %% [markdown]
+# ### Why a VAE decoder needs `Independent`
+#
+# A VAE for black-and-white images (the VAE chapters, 05 to 07, use digits) has a *decoder*
+# network that maps a code $z$ to one logit per pixel, and models each pixel as a Bernoulli
+# given $z$. Its loss
+# (the negative ELBO, met in section 5) needs $\log p(x \mid z)$: the log-likelihood of the
+# *whole image* $x$. The pixels are independent given $z$, so it is the sum over all
+# $28 \times 28 = 784$ pixels:
+#
+# $$ \log p(x \mid z) = \sum_{i=1}^{784} \log \text{Bernoulli}(x_i;\ \text{logit}_i(z)). $$
+#
+# To see the shapes, stand in for a decoder's output with random logits for a batch of four
+# images, and for the data with four random binary images.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+seed_logits, seed_images = seeding.split_seed(seeding.stateless_seed(8), 2)
+logits = 2.0 * tf.random.stateless_normal([4, 28, 28, 1], seed=seed_logits)
+images = tf.cast(tfd.Bernoulli(probs=0.3).sample([4, 28, 28, 1], seed=seed_images), tf.float32)
+
+per_pixel = tfd.Bernoulli(logits=logits)
+decoder_dist = tfd.Independent(tfd.Bernoulli(logits=logits), reinterpreted_batch_ndims=3)
+print("per pixel  :", per_pixel)
+print("Independent:", decoder_dist)
+print("log_prob shapes:", per_pixel.log_prob(images).shape, "and",
+      decoder_dist.log_prob(images).shape)
+
+# %% [markdown]
+# Without `Independent`, the batch shape is `(4, 28, 28, 1)`: 3136 separate Bernoullis, and
+# `log_prob` returns 3136 numbers. With `reinterpreted_batch_ndims=3`, the last three
+# dimensions (height, width, channel) become the event: four distributions over images, and
+# one log-likelihood per image. Each is the sum of that image's 784 per-pixel terms, and, as
+# in section 1, minus the sum of chapter 01's cross-entropies:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ll_image = decoder_dist.log_prob(images).numpy()
+ll_summed = tf.reduce_sum(per_pixel.log_prob(images), axis=[1, 2, 3]).numpy()
+xent_sum = tf.reduce_sum(
+    tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3]
+).numpy()
+print("log p(x | z) per image     :", np.round(ll_image, 2))
+print("sum of per-pixel log_probs :", np.round(ll_summed, 2))
+print("minus summed cross-entropy :", np.round(-xent_sum, 2))
+np.testing.assert_allclose(ll_image, ll_summed, rtol=1e-5)
+np.testing.assert_allclose(ll_image, -xent_sum, rtol=1e-5)
+
+# %% [markdown]
+# Why does the grouping matter, if the numbers are the same? Because a loss averages what
+# `log_prob` returns. Averaging the per-image values gives the mean log-likelihood *per
+# image*, the reconstruction term of the ELBO. Averaging the per-pixel values gives a number
+# 784 times smaller, the mean *per pixel*. The ELBO adds this term to a KL divergence
+# (section 5) computed per image, so the per-pixel version silently weighs the KL term 784
+# times more than the model says it should.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mean_per_image = tf.reduce_mean(decoder_dist.log_prob(images)).numpy()
+mean_per_pixel = tf.reduce_mean(per_pixel.log_prob(images)).numpy()
+print(f"mean log-likelihood per image: {mean_per_image:.2f}")
+print(f"mean log-likelihood per pixel: {mean_per_pixel:.4f}")
+print(f"ratio: {mean_per_image / mean_per_pixel:.1f}")
+np.testing.assert_allclose(mean_per_image / mean_per_pixel, 784, rtol=1e-5)
+
+# %% [markdown]
+# The decoder distribution also samples whole images: `decoder_dist.sample()` has shape
+# batch + event = `(4, 28, 28, 1)`, one random image per code: this is how a VAE generates
+# new images.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("one sample from the decoder distribution:",
+      decoder_dist.sample(seed=seeding.stateless_seed(9)).shape)
+
+# %% [markdown]
+# ## 4. Mixtures
+#
+# A *mixture* first picks a component $k$ with probability $\pi_k$ (a Categorical draw), then
+# draws from component $k$. Its density is the weighted sum of the components' densities,
+#
+# $$ p(x) = \sum_{k=1}^{K} \pi_k\, p_k(x). $$
+#
+# TFP has two classes for it. `tfd.Mixture` takes a Categorical and a *list* of component
+# distributions, which may be of different kinds. `tfd.MixtureSameFamily` takes a Categorical
+# and *one* distribution whose batch holds the components, all of the same kind. We build the
+# same three-component mixture of Normals both ways:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+weights = np.array([0.3, 0.5, 0.2], np.float32)
+mix_locs = np.array([-2.0, 0.5, 3.0], np.float32)
+mix_scales = np.array([0.6, 1.0, 0.5], np.float32)
+
+mixture = tfd.Mixture(
+    cat=tfd.Categorical(probs=weights),
+    components=[tfd.Normal(loc=m, scale=s) for m, s in zip(mix_locs, mix_scales)],
+)
+mixture_sf = tfd.MixtureSameFamily(
+    mixture_distribution=tfd.Categorical(probs=weights),
+    components_distribution=tfd.Normal(loc=mix_locs, scale=mix_scales),
+)
+print(mixture)
+print(mixture_sf)
+print("components of MixtureSameFamily:", mixture_sf.components_distribution)
+
+# %% [markdown]
+# In `MixtureSameFamily`, the components' batch dimension (the rightmost one) is the mixture
+# index: it is summed over, so the batch of three Normals becomes one mixture with batch
+# shape `()`. Both objects compute the formula above, which we check at a few points:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def mixture_logpdf(x, w, mu, sigma):
+    """log sum_k w_k N(x; mu_k, sigma_k^2), in float64 NumPy."""
+    x = np.asarray(x, np.float64)[..., None]
+    terms = np.log(np.asarray(w, np.float64)) + normal_logpdf(x, mu, sigma)
+    return np.logaddexp.reduce(terms, axis=-1)
+
+
+x_check = np.array([-2.0, 0.0, 1.0, 3.0], np.float32)
+by_formula = np.exp(mixture_logpdf(x_check, weights, mix_locs, mix_scales))
+print("x                :", x_check)
+print("Mixture          :", np.round(mixture.prob(x_check).numpy(), 6))
+print("MixtureSameFamily:", np.round(mixture_sf.prob(x_check).numpy(), 6))
+print("sum_k pi_k p_k(x):", np.round(by_formula, 6))
+np.testing.assert_allclose(mixture.prob(x_check).numpy(), by_formula, rtol=1e-5)
+np.testing.assert_allclose(mixture_sf.prob(x_check).numpy(), by_formula, rtol=1e-5)
+
+# %% [markdown]
+# Over a fine grid the two log-densities agree to float32 rounding. They are the same
+# distribution, built two ways.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x_grid = np.linspace(-6.0, 6.0, 2001, dtype=np.float32)
+gap = np.abs(mixture.log_prob(x_grid).numpy() - mixture_sf.log_prob(x_grid).numpy()).max()
+print("largest |log_prob difference| below 1e-5 on 2001 points:", bool(gap < 1e-5))
+
+# %% [markdown]
+# The mixture's mean and variance also have closed forms: the mean is the weighted mean of
+# the component means, and the variance adds the components' variances to the spread of their
+# means,
+#
+# $$ \mathbb E[x] = \sum_k \pi_k \mu_k, \qquad
+#    \mathrm{Var}[x] = \sum_k \pi_k (\sigma_k^2 + \mu_k^2) - \mathbb E[x]^2. $$
+#
+# TFP's `mean()` and `variance()` agree with the formulas. The moments of 20,000 samples come
+# within about two of their standard errors:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mean_formula = float(np.sum(weights * mix_locs))
+var_formula = float(np.sum(weights * (mix_scales**2 + mix_locs**2)) - mean_formula**2)
+mix_samples = mixture_sf.sample(20_000, seed=seeding.stateless_seed(10)).numpy()
+se_mean = mix_samples.std() / np.sqrt(mix_samples.size)
+se_var = ((mix_samples - mix_samples.mean()) ** 2).std() / np.sqrt(mix_samples.size)
+print(f"mean:     formula {mean_formula:.4f} | TFP {mixture_sf.mean().numpy():.4f} | "
+      f"samples {mix_samples.mean():.4f} (standard error {se_mean:.4f})")
+print(f"variance: formula {var_formula:.4f} | TFP {mixture_sf.variance().numpy():.4f} | "
+      f"samples {mix_samples.var():.4f} (standard error {se_var:.4f})")
+np.testing.assert_allclose(mixture_sf.mean().numpy(), mean_formula, rtol=1e-5)
+np.testing.assert_allclose(mixture_sf.variance().numpy(), var_formula, rtol=1e-5)
+np.testing.assert_allclose(mixture.mean().numpy(), mean_formula, rtol=1e-5)
+
+# %%
+fig = density_1d(
+    {
+        "Mixture": mixture,
+        "MixtureSameFamily": mixture_sf,
+        **{
+            f"{w:.1f} N({m:g}, {s:g}²)": (
+                lambda x, w=w, m=m, s=s: np.log(w) + tfd.Normal(m, s).log_prob(x)
+            )
+            for w, m, s in zip(weights, mix_locs, mix_scales)
+        },
+    },
+    (-5.0, 5.0),
+    samples=mix_samples,
+    title="A mixture of three Normals, built two ways",
+)
+ax = fig.axes[0]
+ax.lines[0].set_linewidth(4)
+ax.lines[0].set_alpha(0.4)
+ax.lines[1].set_linestyle("--")
+for line in ax.lines[2:]:
+    line.set_linestyle(":")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# *Figure 2.* The mixture density from `Mixture` (thick, pale) and from `MixtureSameFamily`
+# (dashed) lie on top of each other. The dotted curves are the three weighted components
+# $\pi_k p_k(x)$, whose sum is the mixture; behind them, a normalised histogram of the 20,000
+# samples follows the density. Near $x = -1$ and $x = 2$, where neighbouring components
+# overlap, the mixture lies visibly above each of them.
+
+# %% [markdown]
+# `Mixture` is the more general class: its components may differ in kind. Here is an equal
+# mixture of a Normal and a Laplace distribution, whose density at 0 is
+# $\tfrac12 \cdot \tfrac{1}{\sqrt{2\pi}} + \tfrac12 \cdot \tfrac12$. `MixtureSameFamily` is
+# what you use when the components share a kind: one batched distribution evaluates all of
+# them at once, and its parameters are single tensors with one row per component, which is
+# the form in which a network or an optimiser can learn them.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+normal_laplace = tfd.Mixture(
+    cat=tfd.Categorical(probs=[0.5, 0.5]),
+    components=[tfd.Normal(0.0, 1.0), tfd.Laplace(0.0, 1.0)],
+)
+density_at_0 = normal_laplace.prob(0.0).numpy()
+expected = 0.5 / np.sqrt(2 * np.pi) + 0.5 * 0.5
+print(f"density at 0: {density_at_0:.6f} | formula: {expected:.6f}")
+np.testing.assert_allclose(density_at_0, expected, rtol=1e-6)
+
+# %% [markdown]
+# ### A 2-D mixture: a flexible prior
+#
+# With `MultivariateNormalDiag` components, `MixtureSameFamily` builds a density over the
+# plane. A batch of four 2-D Normals (batch shape `(4,)`, event shape `(2,)`) becomes one
+# mixture with event shape `(2,)`. This is the form of the *learned mixture prior* that can
+# replace the standard Normal prior of a VAE (chapter 06): the means, scales and weights
+# become trainable variables.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+prior_2d = tfd.MixtureSameFamily(
+    mixture_distribution=tfd.Categorical(probs=[0.4, 0.3, 0.2, 0.1]),
+    components_distribution=tfd.MultivariateNormalDiag(
+        loc=[[-1.5, -1.5], [1.5, -1.5], [-1.5, 1.5], [1.5, 1.5]],
+        scale_diag=[[0.5, 0.5], [0.8, 0.3], [0.3, 0.8], [0.5, 0.5]],
+    ),
+)
+print("components:", describe_shapes(prior_2d.components_distribution, 1000))
+print("mixture:   ", describe_shapes(prior_2d, 1000))
+
+# %%
+fig, ax = plt.subplots(figsize=(5.6, 4.6))
+density_2d(prior_2d, (-3.5, 3.5), (-3.5, 3.5), ax=ax,
+           samples=prior_2d.sample(1000, seed=seeding.stateless_seed(11)).numpy(),
+           title="MixtureSameFamily of four 2-D Normals")
+plt.show()
+
+# %% [markdown]
+# *Figure 3.* The density of the four-component 2-D mixture, with 1000 samples as white dots.
+# The lower-left component has the largest weight (0.4) and the brightest peak; the
+# upper-right one has the smallest (0.1). The lower-right and upper-left components are
+# stretched along $x_1$ and $x_2$ respectively, following their scales.
+
+# %% [markdown]
+# ## 5. KL divergence
+#
+# The Kullback-Leibler divergence of $q$ from $p$ is
+#
+# $$ \mathrm{KL}(q \,\|\, p) = \mathbb E_{x \sim q}\big[\log q(x) - \log p(x)\big]. $$
+#
+# It is never negative, it is zero only when $q = p$, and it is not symmetric:
+# $\mathrm{KL}(q\|p) \neq \mathrm{KL}(p\|q)$ in general. In a VAE, $q$ is the encoder's
+# approximate posterior over the code $z$ of an image, $p$ is the prior, and
+# $\mathrm{KL}(q\|p)$ is the second term of the negative ELBO:
+#
+# $$ -\mathrm{ELBO}(x) = -\mathbb E_{z\sim q}\big[\log p(x\mid z)\big]
+#    + \mathrm{KL}\big(q(z \mid x)\,\|\,p(z)\big). $$
+#
+# The first term is the reconstruction term of section 3. The KL term is what this section
+# computes, and it is the KL term of the VAE chapters.
+#
+# ### The closed form for two Normals
+#
+# For $q = \mathcal N(\mu_1, \sigma_1^2)$ and $p = \mathcal N(\mu_2, \sigma_2^2)$,
+#
+# $$ \mathrm{KL}(q\,\|\,p) = \log\frac{\sigma_2}{\sigma_1}
+#    + \frac{\sigma_1^2 + (\mu_1-\mu_2)^2}{2\sigma_2^2} - \frac12. $$
+#
+# `tfd.kl_divergence` knows this formula (and many others) and picks it by the types of the
+# two distributions:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def normal_kl(m1, s1, m2, s2):
+    """KL(N(m1, s1^2) || N(m2, s2^2)) by the closed form."""
+    return np.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+
+
+q = tfd.Normal(loc=1.0, scale=0.5)
+p = tfd.Normal(loc=0.0, scale=1.0)
+kl_qp = tfd.kl_divergence(q, p).numpy()
+kl_pq = tfd.kl_divergence(p, q).numpy()
+print(f"KL(q || p): TFP {kl_qp:.6f} | formula {normal_kl(1.0, 0.5, 0.0, 1.0):.6f}")
+print(f"KL(p || q): TFP {kl_pq:.6f} | formula {normal_kl(0.0, 1.0, 1.0, 0.5):.6f}")
+print(f"KL(q || q): TFP {tfd.kl_divergence(q, q).numpy():.6f}")
+np.testing.assert_allclose(kl_qp, normal_kl(1.0, 0.5, 0.0, 1.0), rtol=1e-6)
+np.testing.assert_allclose(kl_pq, normal_kl(0.0, 1.0, 1.0, 0.5), rtol=1e-6)
+
+# %% [markdown]
+# The two directions differ by a factor of more than three: KL is not a distance.
+#
+# A VAE's encoder outputs a *batch* of diagonal Normals, one per image, and the prior is the
+# standard Normal $\mathcal N(0, I)$. Per coordinate the formula above, with $\mu_2 = 0$ and
+# $\sigma_2 = 1$, simplifies to $\tfrac12(\sigma^2 + \mu^2 - 1 - \log\sigma^2)$, and the KL of
+# a diagonal Normal is the sum over its coordinates:
+#
+# $$ \mathrm{KL}\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2)\,\|\,\mathcal N(0, I)\big) =
+#    \frac12 \sum_j \big(\sigma_j^2 + \mu_j^2 - 1 - \log \sigma_j^2\big). $$
+#
+# With a batch of three 2-D posteriors, `kl_divergence` returns three numbers, one per image:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+enc_loc = np.array([[0.5, -1.0], [0.0, 0.0], [2.0, 0.3]], np.float32)
+enc_scale = np.array([[0.8, 1.5], [1.0, 1.0], [0.1, 0.5]], np.float32)
+posterior = tfd.MultivariateNormalDiag(loc=enc_loc, scale_diag=enc_scale)
+prior = tfd.MultivariateNormalDiag(loc=tf.zeros(2), scale_diag=tf.ones(2))
+kl_batch = tfd.kl_divergence(posterior, prior).numpy()
+s2 = enc_scale.astype(np.float64) ** 2
+kl_formula = 0.5 * np.sum(s2 + enc_loc.astype(np.float64) ** 2 - 1 - np.log(s2), axis=-1)
+print("shape:", kl_batch.shape)
+print("TFP    :", np.round(kl_batch, 5))
+print("formula:", np.round(kl_formula, 5))
+np.testing.assert_allclose(kl_batch, kl_formula, rtol=1e-5)
+
+# %% [markdown]
+# The second posterior equals the prior, so its KL is 0. The third has the largest KL: its
+# first coordinate is both far from 0 ($\mu = 2$) and narrow ($\sigma = 0.1$), and each
+# costs.
+#
+# ### A Monte Carlo estimate
+#
+# The definition is an expectation under $q$, so it can be estimated by an average over draws
+# $x_1, \dots, x_n \sim q$:
+#
+# $$ \widehat{\mathrm{KL}}_n = \frac1n \sum_{i=1}^n \big[\log q(x_i) - \log p(x_i)\big],
+#    \qquad \mathrm{SE} = \frac{s}{\sqrt n}, $$
+#
+# where $s$ is the standard deviation of the $n$ differences. The estimate is unbiased, and it
+# needs only `sample` and `log_prob`. Here it is by hand with $n = 10{,}000$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n = 10_000
+seed = seeding.stateless_seed(12)
+z = q.sample(n, seed=seed)
+diffs = (q.log_prob(z) - p.log_prob(z)).numpy().astype(np.float64)
+estimate, stderr = diffs.mean(), diffs.std(ddof=1) / np.sqrt(n)
+print(f"Monte Carlo: {estimate:.4f} ± {stderr:.4f} (n = {n:,})")
+print(f"exact:       {kl_qp:.4f}")
+print(f"error: {abs(estimate - kl_qp) / stderr:.2f} standard errors")
+
+# %% [markdown]
+# `tfpcourse.distributions.kl_monte_carlo(q, p, n, seed)` packages these lines; with the same
+# seed it returns the same numbers:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+result = kl_monte_carlo(q, p, n, seed=seed)
+print(result)
+print("same as by hand:", np.isclose(result.estimate, estimate, rtol=0, atol=1e-12),
+      np.isclose(result.stderr, stderr, rtol=0, atol=1e-12))
+
+# %% [markdown]
+# ### How fast the error shrinks
+#
+# The standard error is $s/\sqrt n$: a hundred times more draws buy one more correct digit.
+# For two Normals, $s$ has a closed form too. With $u = (x - \mu_1)/\sigma_1 \sim \mathcal
+# N(0, 1)$, the difference $\log q(x) - \log p(x)$ is $a u^2 + b u$ plus a constant, with
+# $a = \tfrac12(\sigma_1^2/\sigma_2^2 - 1)$ and $b = \sigma_1(\mu_1 - \mu_2)/\sigma_2^2$, and
+# since $\mathrm{Var}[u^2] = 2$ and $\mathrm{Cov}[u^2, u] = 0$,
+#
+# $$ s^2 = \mathrm{Var}_q\big[\log q(x) - \log p(x)\big] = 2a^2 + b^2. $$
+
+# %%
+# NBVAL_CHECK_OUTPUT
+a = 0.5 * (0.5**2 / 1.0**2 - 1.0)
+b = 0.5 * (1.0 - 0.0) / 1.0**2
+sd_formula = np.sqrt(2 * a**2 + b**2)
+big = kl_monte_carlo(q, p, 200_000, seed=13)
+sd_sample = big.stderr * np.sqrt(big.n)
+print(f"s by the formula: {sd_formula:.4f} | from 200,000 draws: {sd_sample:.4f}")
+np.testing.assert_allclose(sd_sample, sd_formula, rtol=0.01)
+
+# %% [markdown]
+# To see the $1/\sqrt n$ law, repeat the estimate with many independent seeds at each $n$ and
+# measure the root-mean-square error against the exact KL. On a log-log plot, $s/\sqrt n$ is
+# a straight line of slope $-\tfrac12$. (The largest $n$ is smaller in the `smoke` profile.)
+
+# %%
+sizes = [10, 100, 1_000, 10_000, 100_000, cfg.pick(full=1_000_000, smoke=100_000)]
+sizes = sorted(set(sizes))
+N_REPEATS = 100
+rms_error, mean_se = [], []
+for i, size in enumerate(sizes):
+    seeds = seeding.split_seed(seeding.stateless_seed(1000 + i), N_REPEATS)
+    runs = [kl_monte_carlo(q, p, size, seed=s) for s in seeds]
+    errors = np.array([r.estimate for r in runs]) - kl_qp
+    rms_error.append(np.sqrt(np.mean(errors**2)))
+    mean_se.append(np.mean([r.stderr for r in runs]))
+slope = np.polyfit(np.log(sizes), np.log(rms_error), 1)[0]
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.loglog(sizes, rms_error, "o", label=f"RMS error of {N_REPEATS} estimates")
+ax.loglog(sizes, mean_se, "x", ms=8, label="mean reported standard error")
+n_line = np.logspace(1, np.log10(sizes[-1]), 50)
+ax.loglog(n_line, sd_formula / np.sqrt(n_line), "k--", lw=1,
+          label=r"$s/\sqrt{n}$ (slope $-1/2$)")
+ax.set_xlabel("number of draws n")
+ax.set_ylabel("error of the KL estimate (nats)")
+ax.set_title("Monte Carlo KL: error shrinks like $1/\\sqrt{n}$")
+ax.legend()
+plt.show()
+print(f"{'n':>9s} {'RMS error':>10s} {'mean SE':>9s} {'s/sqrt(n)':>10s}")
+for size, err, se in zip(sizes, rms_error, mean_se):
+    print(f"{size:9,d} {err:10.5f} {se:9.5f} {sd_formula / np.sqrt(size):10.5f}")
+print(f"fitted slope of log RMS error against log n: {slope:.3f}")
+
+# %% [markdown]
+# *Figure 4.* Root-mean-square error of the Monte Carlo KL estimate (circles) and the average
+# standard error it reported (crosses), against the number of draws, on log-log axes. Both
+# follow the dashed line $s/\sqrt{n}$, which has slope $-1/2$; the fitted slope printed below
+# the plot is close to $-0.5$. Ten draws give an error of about 0.24 nats on a KL of 0.82; a
+# million give less than 0.001.
+
+# %% [markdown]
+# A VAE can use either form of the KL term. The closed form is exact. A Monte
+# Carlo estimate with a single draw, $\log q(z) - \log p(z)$ at the $z$ that is decoded
+# anyway, is unbiased but noisy (its standard deviation is $s$ itself); it is the only option
+# when there is no closed form.
+#
+# ### When there is no closed form
+#
+# Replace the VAE's standard Normal prior by a mixture, like `prior_2d` above. The KL from a
+# Normal posterior to a mixture has no closed form, and `tfd.kl_divergence` says so. Take the
+# 1-D mixture of section 4 as $p$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+q_post = tfd.Normal(loc=0.0, scale=0.7)
+try:
+    tfd.kl_divergence(q_post, mixture_sf)
+except NotImplementedError as err:
+    print("NotImplementedError:", err)
+
+# %% [markdown]
+# The Monte Carlo estimate still works, since it only needs `log_prob` of the mixture. To
+# check it, we also compute the one-dimensional integral
+# $\int q(x)\,[\log q(x) - \log p(x)]\,dx$ numerically, by the trapezoidal rule on a fine
+# grid, in float64 with the formulas checked above:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mc = kl_monte_carlo(q_post, mixture_sf, 100_000, seed=14)
+x_fine = np.linspace(-10.0, 10.0, 200_001)
+log_q = normal_logpdf(x_fine, 0.0, 0.7)
+log_p = mixture_logpdf(x_fine, weights, mix_locs, mix_scales)
+quadrature = np.trapezoid(np.exp(log_q) * (log_q - log_p), x_fine)
+print(f"Monte Carlo (n = 100,000): {mc.estimate:.4f} ± {mc.stderr:.4f}")
+print(f"numerical integration:     {quadrature:.4f}")
+print(f"difference: {abs(mc.estimate - quadrature) / mc.stderr:.2f} standard errors")
+assert abs(mc.estimate - quadrature) < 4 * mc.stderr
+
+# %% [markdown]
+# In one dimension the integral is easy. A grid needs (points per axis)$^d$ points in $d$
+# dimensions, which rules it out for the dozens of latent dimensions of larger models; the
+# Monte Carlo estimate still needs only `n` draws and two `log_prob` calls, and its standard
+# error still shrinks like $1/\sqrt n$.
+
+# %% [markdown]
+# ## Summary
+#
+# * A TFP distribution draws samples (`sample`) and evaluates log-densities (`log_prob`).
+#   Pass a stateless seed from `seeding.stateless_seed` to make a draw repeatable, and split it
+#   with `seeding.split_seed` for fresh draws.
+# * Work with log-probabilities: products of densities underflow, sums of logs do not.
+#   Bernoulli and Categorical samples are `int32`; a Bernoulli given logits computes
+#   chapter 01's stable cross-entropy.
+# * Three shapes: sample shape (how many draws), batch shape (how many distributions), event
+#   shape (the shape of one draw). `sample` returns sample + batch + event, `log_prob` returns
+#   sample + batch. Parameters broadcast into the batch shape.
+# * `tfd.Independent(d, reinterpreted_batch_ndims=k)` turns the last `k` batch dimensions
+#   into event dimensions, so `log_prob` sums over them. A VAE decoder needs it to return one
+#   log-likelihood per image.
+# * `Mixture` mixes components of any kinds; `MixtureSameFamily` mixes the members of one
+#   batched distribution. Built from the same parts, they give the same density.
+# * `tfd.kl_divergence` gives exact KL divergences where a formula is known; the Monte Carlo
+#   estimate `kl_monte_carlo` works for any pair, with an error that shrinks like
+#   $1/\sqrt n$. Both reappear as the KL term of the VAE chapters.
+#
+# The next chapter transforms distributions with *bijectors*.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 (warm-up). Predict the shapes.** Build `tfd.Normal(loc=tf.zeros([4, 1]),
+# scale=tf.ones([3]))`. Before running anything, write down its batch and event shapes and the
+# shapes of `sample(2)` and of `log_prob` of that sample. Then do the same for
+# `tfd.Independent` of it with `reinterpreted_batch_ndims=1`, and check with
+# `describe_shapes`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+d = tfd.Normal(loc=tf.zeros([4, 1]), scale=tf.ones([3]))
+print("Normal     :", describe_shapes(d, 2))
+print("Independent:", describe_shapes(tfd.Independent(d, reinterpreted_batch_ndims=1), 2))
+
+# %% [markdown]
+# **2 (formula). Categorical logits.** A Categorical can be given logits $\ell$ instead of
+# probabilities, with $\pi = \mathrm{softmax}(\ell)$, so
+# $\log P(k) = \ell_k - \log\sum_j e^{\ell_j}$. Check this formula against
+# `tfd.Categorical(logits=[1.0, 2.0, 3.0]).log_prob` for $k = 0, 1, 2$.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+ell = np.array([1.0, 2.0, 3.0])
+lp_tfp = tfd.Categorical(logits=ell.astype(np.float32)).log_prob([0, 1, 2]).numpy()
+lp_formula = ell - np.log(np.sum(np.exp(ell)))
+print("TFP    :", np.round(lp_tfp, 6))
+print("formula:", np.round(lp_formula, 6))
+print("agree:", np.allclose(lp_tfp, lp_formula, rtol=1e-6))
+
+# %% [markdown]
+# **3 (Monte Carlo). The other direction.** Estimate $\mathrm{KL}(p\,\|\,q)$ for the two
+# Normals of section 5 ($p = \mathcal N(0, 1)$, $q = \mathcal N(1, 0.5^2)$) with
+# `kl_monte_carlo` and 100,000 draws, and compare with the closed form. Is the estimate within
+# three standard errors? Why is its standard error larger than that of $\mathrm{KL}(q\,\|\,p)$
+# at the same $n$? (Hint: which distribution are the draws from, and where does $q$'s
+# log-density change fast?)
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+res = kl_monte_carlo(p, q, 100_000, seed=15)
+exact_pq = normal_kl(0.0, 1.0, 1.0, 0.5)
+print(f"KL(p || q): Monte Carlo {res.estimate:.4f} ± {res.stderr:.4f} | exact {exact_pq:.4f}")
+print("within 3 standard errors:", abs(res.estimate - exact_pq) < 3 * res.stderr)
+print(f"standard error for KL(q || p) at the same n: "
+      f"{kl_monte_carlo(q, p, 100_000, seed=15).stderr:.4f}")
+# Draws from the wide p often land where the narrow q is tiny and log q(x) falls steeply, so
+# the differences log p(x) - log q(x) vary much more than in the other direction.
+
+# %% [markdown]
+# **4 (explore). The best Normal for a mixture.** For the 1-D mixture of section 4, estimate
+# $\mathrm{KL}(\text{mixture}\,\|\,\mathcal N(m, s^2))$, with draws from the mixture, for the
+# *moment-matched* Normal ($m$ and $s^2$ the mixture's mean and variance) and for Normals with
+# $m$ shifted by $\pm 0.5$ or $s$ scaled by 0.8 or 1.2. Check the moment-matched estimate by
+# numerical integration. Which Normal has the smallest KL? (It is a theorem that moment
+# matching minimises this direction of the KL over all Normals.)
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+m0, s0 = mean_formula, np.sqrt(var_formula)
+candidates = {"moment-matched": (m0, s0), "m - 0.5": (m0 - 0.5, s0), "m + 0.5": (m0 + 0.5, s0),
+              "s x 0.8": (m0, 0.8 * s0), "s x 1.2": (m0, 1.2 * s0)}
+kls = {}
+for name, (m, s) in candidates.items():
+    r = kl_monte_carlo(mixture_sf, tfd.Normal(np.float32(m), np.float32(s)), 100_000, seed=16)
+    kls[name] = r.estimate
+    print(f"{name:15s} m = {m:6.3f}, s = {s:5.3f}: KL = {r.estimate:.4f} ± {r.stderr:.4f}")
+log_mix = mixture_logpdf(x_fine, weights, mix_locs, mix_scales)
+integral = np.trapezoid(np.exp(log_mix) * (log_mix - normal_logpdf(x_fine, m0, s0)), x_fine)
+print(f"moment-matched, by numerical integration: {integral:.4f}")
+print("smallest:", min(kls, key=kls.get))
