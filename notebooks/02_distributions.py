@@ -33,7 +33,11 @@
 #    decoder needs it.
 # 5. How to build mixtures with `Mixture` and `MixtureSameFamily`.
 # 6. How to compute a KL divergence exactly with `tfd.kl_divergence`, how to estimate it by
-#    Monte Carlo when there is no closed form, and how fast that estimate's error shrinks.
+#    Monte Carlo, and how fast that estimate's error shrinks; how the KL term and the
+#    reconstruction term make up a VAE's loss, the negative ELBO, checked on a model whose
+#    answer is known.
+# 7. Which distributions let gradients flow through their samples (*reparameterization*),
+#    which a VAE relies on.
 #
 # **Prerequisites:** chapter 01 (tensors and eager execution); densities, expectations and
 # logarithms at the level of a first probability course.
@@ -82,7 +86,7 @@ print("mean:", normal.mean().numpy(), "| standard deviation:", normal.stddev().n
 
 # %% [markdown]
 # `sample(n)` draws `n` independent values and returns them as one tensor of shape `(n,)`.
-# The `seed` argument makes the draw repeatable. We always pass a *stateless* seed: a tensor of
+# The `seed` argument makes the draw repeatable. We pass TFP a *stateless* seed: a tensor of
 # two integers made by `seeding.stateless_seed`. A stateless draw is a pure function of its
 # seed, so the numbers do not depend on what ran before: re-running a cell or running cells
 # out of order gives the same numbers.
@@ -97,6 +101,28 @@ print("same seed again, same draws:", np.array_equal(normal.sample(6, seed=seed)
                                                      x.numpy()))
 
 # %% [markdown]
+# The kind of seed matters. A plain integer passed straight to `sample`, as in
+# `sample(3, seed=5)`, is a *stateful* seed: TFP feeds it to a stateful random op
+# (`tf.random.uniform`) to draw a fresh seed pair, and that op's state moves on with every
+# call, so the same call twice gives different draws. The stateless seed made from the same
+# integer gives the same draws every time:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+int_a, int_b = normal.sample(3, seed=5), normal.sample(3, seed=5)
+print("sample(3, seed=5) twice, same draws:", np.array_equal(int_a.numpy(), int_b.numpy()))
+seed_5 = seeding.stateless_seed(5)
+st_a, st_b = normal.sample(3, seed=seed_5), normal.sample(3, seed=seed_5)
+print("sample(3, seed=stateless_seed(5)) twice, same draws:",
+      np.array_equal(st_a.numpy(), st_b.numpy()))
+assert not np.array_equal(int_a.numpy(), int_b.numpy())
+assert np.array_equal(st_a.numpy(), st_b.numpy())
+
+# %% [markdown]
+# So in this course an integer never goes to TFP's `sample` directly. The course's own
+# helpers that take a seed, such as `kl_monte_carlo` in section 5, accept an integer for
+# convenience and turn it into a stateless seed with `seeding.stateless_seed` first.
+#
 # A stateless seed is never "used up": passing it twice gives the same draws twice, as we just
 # saw. For *new* random numbers, split the seed into independent child seeds. The argument of
 # `sample` may also be a shape, not just a number: `sample((2, 3))` draws six values arranged
@@ -135,8 +161,18 @@ print("formula      :", np.round(lp_formula, 7))
 print(f"-0.5 log(2 pi) = {-0.5 * np.log(2 * np.pi):.7f}")
 np.testing.assert_allclose(lp_tfp, lp_formula, rtol=1e-6)
 np.testing.assert_allclose(lp_tfp[1], -0.9189385, rtol=1e-7)
+rel_diff = np.max(np.abs(lp_tfp - lp_formula) / np.abs(lp_formula))
+print(f"largest relative difference: {rel_diff:.1e} "
+      f"(float32 machine epsilon: {np.finfo(np.float32).eps:.1e})")
+assert rel_diff < np.finfo(np.float32).eps
 
 # %% [markdown]
+# The last printed digit can differ (-4.0439386 from TFP against -4.0439385 from the formula).
+# TFP computes in float32, which carries about seven significant digits; the two agree to
+# float32 precision, a relative difference below float32's machine epsilon of about
+# $10^{-7}$. The same holds for every printed pair in this chapter that differs only in its
+# last digit.
+#
 # Why logarithms? The likelihood of independent observations is the *product* of their
 # densities, and a product of many numbers below 1 underflows. The standard Normal's density
 # is at most $1/\sqrt{2\pi} \approx 0.4$, so the product of a thousand densities is below
@@ -172,35 +208,67 @@ print(f"log P(0) = {lp[1]:.7f}, log 0.1 = {np.log(0.1):.7f}")
 np.testing.assert_allclose(lp, np.log([0.9, 0.1]), rtol=1e-6)
 
 # %% [markdown]
-# Ten flips say little about $p$. The share of ones in 10,000 flips should be within a few
-# standard errors, $\sqrt{p(1-p)/n} = 0.003$, of 0.9:
+# Ten flips say little about $p$. The share of ones in $n$ flips has standard error
+# $\sqrt{p(1-p)/n}$, which is 0.003 for $n = 10{,}000$. So the share in 10,000 flips should be
+# within a few of these standard errors of 0.9:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-many = coin.sample(10_000, seed=seeding.stateless_seed(3)).numpy()
-share = many.mean()
-print(f"share of ones in 10,000 flips: {share:.4f}, standard error {np.sqrt(0.09 / 1e4):.4f}")
-print(f"distance from 0.9 in standard errors: {abs(share - 0.9) / 0.003:.1f}")
+n_flips = 10_000
+se_share = np.sqrt(0.9 * 0.1 / n_flips)
+share = coin.sample(n_flips, seed=seeding.stateless_seed(3)).numpy().mean()
+print(f"share of ones in {n_flips:,} flips: {share:.4f} | standard error {se_share:.4f}")
+print(f"distance from 0.9 in standard errors: {abs(share - 0.9) / se_share:.2f}")
+
+# %% [markdown]
+# Is the formula for the standard error right? Repeat the 10,000 flips with 200 independent
+# stateless seeds and measure how much the share actually varies from run to run:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+flip_seeds = seeding.split_seed(seeding.stateless_seed(30), 200)
+shares = np.array([coin.sample(n_flips, seed=s).numpy().mean() for s in flip_seeds])
+spread = shares.std(ddof=1)
+print(f"standard deviation of the share over 200 seeds: {spread:.5f}")
+print(f"standard error sqrt(p(1 - p)/n)             : {se_share:.5f}")
+print(f"ratio: {spread / se_share:.3f}")
+np.testing.assert_allclose(spread, se_share, rtol=0.2)
+
+# %% [markdown]
+# The measured spread matches the formula: their ratio is 1.001. (The standard deviation of
+# 200 values is itself uncertain by about $1/\sqrt{2 \cdot 199} \approx 5\%$, so the assert
+# allows 20%.)
 
 # %% [markdown]
 # A Bernoulli can also be given *logits* $t$ instead of probabilities, with
 # $p = \sigma(t) = 1/(1+e^{-t})$. This is how neural networks output it (a network's last layer
-# produces any real number, not a number in $[0, 1]$). Then $\log P(1) = -\log(1+e^{-t})$,
-# which is minus chapter 01's binary cross-entropy, and TFP computes it with the same stable
-# formula:
+# produces any real number, not a number in $[0, 1]$). Then
+# $\log P(1) = \log \sigma(t) = -\log(1+e^{-t}) = -\mathrm{softplus}(-t)$, which is minus
+# chapter 01's binary cross-entropy. TFP 0.25 does not call chapter 01's
+# `sigmoid_cross_entropy_with_logits`; it evaluates an equally stable formula,
+# $-\mathrm{softplus}(-t)$ (`tf.math.softplus` is computed without overflow). The naive route,
+# taking the log of $\sigma(t)$, fails for a very negative logit: in float32, $\sigma(-100)$
+# rounds to 0 and its log is $-\infty$, while the exact value is $-100.0$ to float32
+# precision:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-t = np.array([-30.0, -2.0, 0.0, 2.0], np.float32)
+t = np.array([-100.0, -30.0, -2.0, 0.0, 2.0], np.float32)
 lp_logits = tfd.Bernoulli(logits=t).log_prob(tf.ones_like(t)).numpy()
+minus_softplus = -tf.math.softplus(-t).numpy()
 xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(t), logits=t).numpy()
+naive = tf.math.log(tf.sigmoid(t)).numpy()
 exact = -np.log1p(np.exp(-t.astype(np.float64)))
-print("logit t             :", t)
-print("Bernoulli log P(1)  :", np.round(lp_logits, 5))
-print("-log(1 + exp(-t))   :", np.round(exact, 5))
-print("minus cross-entropy :", np.round(-xent, 5))
+print("logit t               :", t)
+print("Bernoulli log P(1)    :", np.round(lp_logits, 5))
+print("-softplus(-t)         :", np.round(minus_softplus, 5))
+print("minus cross-entropy   :", np.round(-xent, 5))
+print("naive log(sigmoid(t)) :", np.round(naive, 5))
+print("exact, float64        :", np.round(exact, 5))
+np.testing.assert_array_equal(lp_logits, minus_softplus)
 np.testing.assert_allclose(lp_logits, exact, rtol=1e-6)
 np.testing.assert_allclose(lp_logits, -xent, rtol=1e-6)
+assert naive[0] == -np.inf
 
 # %% [markdown]
 # ### The Categorical distribution
@@ -212,11 +280,11 @@ np.testing.assert_allclose(lp_logits, -xent, rtol=1e-6)
 # %%
 # NBVAL_CHECK_OUTPUT
 probs = np.array([0.2, 0.5, 0.3], np.float32)
-die = tfd.Categorical(probs=probs)
-rolls = die.sample(12, seed=seeding.stateless_seed(4))
-print(die)
+label_dist = tfd.Categorical(probs=probs)
+rolls = label_dist.sample(12, seed=seeding.stateless_seed(4))
+print(label_dist)
 print("twelve draws:", rolls.numpy(), "| dtype:", rolls.dtype.name)
-lp = die.log_prob([0, 1, 2]).numpy()
+lp = label_dist.log_prob([0, 1, 2]).numpy()
 print("log_prob of 0, 1, 2:", np.round(lp, 7))
 print("log of the probs   :", np.round(np.log(probs.astype(np.float64)), 7))
 np.testing.assert_allclose(lp, np.log(probs), rtol=1e-6)
@@ -226,7 +294,7 @@ np.testing.assert_allclose(lp, np.log(probs), rtol=1e-6)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rolls = die.sample(10_000, seed=seeding.stateless_seed(5)).numpy()
+rolls = label_dist.sample(10_000, seed=seeding.stateless_seed(5)).numpy()
 freq = np.bincount(rolls, minlength=3) / rolls.size
 print("frequencies in 10,000 draws:", np.round(freq, 4))
 print("probabilities              :", probs)
@@ -241,10 +309,17 @@ print("all within 0.01:", bool(np.all(np.abs(freq - probs) < 0.01)))
 # | shape | what it counts | set by |
 # |---|---|---|
 # | **sample** | independent draws | the argument of `sample(...)` |
-# | **batch** | distributions in the object, each with its own parameters | parameter shapes |
-# | **event** | the dimensions of one draw from one of them | the kind of distribution |
+# | **batch** | distributions, each with its own parameters | parameter shapes minus event dims |
+# | **event** | the dimensions of one draw | kind of distribution + last parameter dims |
 #
-# (The event shape of a univariate Normal is `()`, of a 2-D Normal `(2,)`.)
+# In words: the *batch* shape is the (broadcast) shape of the parameters minus the rightmost
+# dimension(s) that one event uses, and the *event* shape is fixed by the kind of
+# distribution plus, for a multivariate one, those last parameter dimension(s). A univariate
+# Normal has event shape `()` whatever the shape of its parameters, so every parameter
+# dimension is a batch dimension. A multivariate Normal's `loc` holds one vector per
+# distribution, so the last dimension of `loc` is the event and only the dimensions before it
+# are batch: `three_mvns` below has parameters of shape `(3, 2)` but batch shape `(3,)` and
+# event shape `(2,)`.
 #
 # They combine in a fixed order:
 #
@@ -256,6 +331,10 @@ print("all within 0.01:", bool(np.all(np.abs(freq - probs) < 0.01)))
 # log-probability covers. Compare three objects: a *batch* of three univariate Normals,
 # *one* two-dimensional Normal with a diagonal covariance (`MultivariateNormalDiag`), and a
 # batch of three such 2-D Normals.
+#
+# `MultivariateNormalDiag` takes the mean vector `loc` and a vector `scale_diag` of standard
+# deviations, one per coordinate, not variances: its covariance matrix is
+# $\mathrm{diag}(\texttt{scale\_diag}^2)$. We print `one_mvn`'s covariance to check.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -267,10 +346,14 @@ three_mvns = tfd.MultivariateNormalDiag(
 )
 for dist in (three_normals, one_mvn, three_mvns):
     print(dist)
+cov = one_mvn.covariance().numpy()
+print("one_mvn.covariance():\n", cov)
+np.testing.assert_allclose(cov, np.diag([1.0, 0.5]) ** 2)
 
 # %% [markdown]
 # `tfpcourse.distributions.describe_shapes` draws a sample of a given sample shape, evaluates
-# `log_prob` on it, and reports every shape. With a sample shape of `(5,)`:
+# `log_prob` on it, and reports every shape. With a sample shape of `(5,)`, and a fourth
+# object to show the rule once more, three 5-D Normals built from `loc` of shape `(3, 5)`:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -278,12 +361,14 @@ examples = {
     "3 Normals": three_normals,
     "one 2-D MVN": one_mvn,
     "3 x 2-D MVN": three_mvns,
+    "3 x 5-D MVN": tfd.MultivariateNormalDiag(loc=tf.zeros([3, 5])),
 }
-print(f"{'':12s} {'batch':>7s} {'event':>7s} {'sample(5)':>11s} {'log_prob':>9s}")
+print(f"{'':12s} {'loc':>7s} {'batch':>7s} {'event':>7s} {'sample(5)':>11s} {'log_prob':>9s}")
 for name, dist in examples.items():
     r = describe_shapes(dist, sample_shape=5)
-    print(f"{name:12s} {r.batch_shape!s:>7s} {r.event_shape!s:>7s} {r.sample!s:>11s} "
-          f"{r.log_prob!s:>9s}")
+    loc_shape = tuple(dist.loc.shape)
+    print(f"{name:12s} {loc_shape!s:>7s} {r.batch_shape!s:>7s} {r.event_shape!s:>7s} "
+          f"{r.sample!s:>11s} {r.log_prob!s:>9s}")
     assert r.sample == r.sample_shape + r.batch_shape + r.event_shape
     assert r.log_prob == r.sample_shape + r.batch_shape
 
@@ -394,8 +479,9 @@ np.testing.assert_allclose(lp.numpy(), expected, rtol=1e-5)
 print("matches the formula entry by entry:", np.allclose(lp.numpy(), expected, rtol=1e-5))
 
 # %% [markdown]
-# Shapes that do not broadcast are rejected when the distribution is built, with a message
-# that names both shapes:
+# Parameter shapes that do not broadcast are rejected when the distribution is built, for
+# statically known shapes (shapes only known while a graph runs are checked later, when the
+# values arrive), with a message that names both shapes:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -407,15 +493,15 @@ except ValueError as err:
 # %% [markdown]
 # ## 3. `tfd.Independent`: from batch to event
 #
-# Here is a batch of three Bernoullis with success probabilities 0.3, 0.5 and 0.7. Its
-# `log_prob([1, 0, 1])` is three numbers: $\log 0.3$, $\log(1 - 0.5)$ and $\log 0.7$.
+# Here is a batch of three Bernoullis with success probabilities 0.2, 0.6 and 0.9. Its
+# `log_prob([1, 0, 1])` is three numbers: $\log 0.2$, $\log(1 - 0.6)$ and $\log 0.9$.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-three_coins = tfd.Bernoulli(probs=[0.3, 0.5, 0.7])
+three_coins = tfd.Bernoulli(probs=[0.2, 0.6, 0.9])
 outcome = [1, 0, 1]
 lp = three_coins.log_prob(outcome).numpy()
-expected = np.log([0.3, 0.5, 0.7])
+expected = np.log([0.2, 0.4, 0.9])
 print(three_coins)
 print("log_prob([1, 0, 1]):", np.round(lp, 7), "| expected:", np.round(expected, 7))
 np.testing.assert_allclose(lp, expected, rtol=1e-6)
@@ -423,7 +509,7 @@ np.testing.assert_allclose(lp, expected, rtol=1e-6)
 # %% [markdown]
 # Often the three values are parts of *one* observation, and we want one number: the
 # log-probability of the whole vector $(1, 0, 1)$. The three are independent, so that is the
-# sum, $\log(0.3 \cdot 0.5 \cdot 0.7) = \log 0.105$. `tfd.Independent` declares exactly this:
+# sum, $\log(0.2 \cdot 0.4 \cdot 0.9) = \log 0.072$. `tfd.Independent` declares exactly this:
 # it treats the rightmost `reinterpreted_batch_ndims` batch dimensions as event dimensions.
 # The result is one distribution over 3-vectors:
 
@@ -432,18 +518,19 @@ np.testing.assert_allclose(lp, expected, rtol=1e-6)
 coins_as_vector = tfd.Independent(three_coins, reinterpreted_batch_ndims=1)
 lp = coins_as_vector.log_prob(outcome).numpy()
 print(coins_as_vector)
-print(f"log_prob([1, 0, 1]) = {lp:.7f} | log 0.105 = {np.log(0.105):.7f}")
-np.testing.assert_allclose(lp, np.log(0.105), rtol=1e-6)
+print(f"log_prob([1, 0, 1]) = {lp:.7f} | log 0.072 = {np.log(0.072):.7f}")
+np.testing.assert_allclose(lp, np.log(0.072), rtol=1e-6)
 
 # %% [markdown]
-# `Independent` changes only how `log_prob` groups the numbers, not the random values: with
-# the same seed both objects draw the same samples, of the same shape. `log_prob` of those
-# samples has shape `(4, 3)` for the batch and `(4,)` for the `Independent` version, whose
-# four values are the row sums of the other's.
+# `Independent` changes how `log_prob` groups the numbers, not what a draw looks like: both
+# objects draw samples of the same shape, and in TFP 0.25, given the same seed, we observe
+# the same values too (this is how the class happens to be implemented, not a documented
+# guarantee). `log_prob` of four draws has shape `(4, 3)` for the batch and `(4,)` for the
+# `Independent` version, whose four values are the row sums of the other's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-seed = seeding.stateless_seed(7)
+seed = seeding.stateless_seed(10)
 s_batch = three_coins.sample(4, seed=seed)
 s_event = coins_as_vector.sample(4, seed=seed)
 print("samples (batch version):\n", s_batch.numpy())
@@ -471,12 +558,11 @@ for ndims in (0, 1, 2):
 # %% [markdown]
 # ### Why a VAE decoder needs `Independent`
 #
-# A VAE for black-and-white images (the VAE chapters, 05 to 07, use digits) has a *decoder*
-# network that maps a code $z$ to one logit per pixel, and models each pixel as a Bernoulli
-# given $z$. Its loss
-# (the negative ELBO, met in section 5) needs $\log p(x \mid z)$: the log-likelihood of the
-# *whole image* $x$. The pixels are independent given $z$, so it is the sum over all
-# $28 \times 28 = 784$ pixels:
+# A VAE for black-and-white images, such as the digits of the VAE chapters (05-07), has a
+# *decoder* network that maps a code $z$ to one logit per pixel, and models each pixel as a
+# Bernoulli given $z$. Its loss (the negative ELBO, met in section 5) needs
+# $\log p(x \mid z)$: the log-likelihood of the *whole image* $x$. The pixels are
+# independent given $z$, so it is the sum over all $28 \times 28 = 784$ pixels:
 #
 # $$ \log p(x \mid z) = \sum_{i=1}^{784} \log \text{Bernoulli}(x_i;\ \text{logit}_i(z)). $$
 #
@@ -495,6 +581,7 @@ print("per pixel  :", per_pixel)
 print("Independent:", decoder_dist)
 print("log_prob shapes:", per_pixel.log_prob(images).shape, "and",
       decoder_dist.log_prob(images).shape)
+assert decoder_dist.event_shape == (28, 28, 1)
 
 # %% [markdown]
 # Without `Independent`, the batch shape is `(4, 28, 28, 1)`: 3136 separate Bernoullis, and
@@ -544,6 +631,47 @@ print("one sample from the decoder distribution:",
       decoder_dist.sample(seed=seeding.stateless_seed(9)).shape)
 
 # %% [markdown]
+# ### Always pass `reinterpreted_batch_ndims`
+#
+# The argument may be left out. In TFP 0.25 its default, `None`, reinterprets *all batch
+# dimensions but the first*, treating the first as the batch of examples, and passing `None`
+# is deprecated (TFP logs a deprecation warning, which we silence here to keep the output
+# clean). For the decoder's `(4, 28, 28, 1)` logits the default happens to give the right
+# event shape. But the same code applied to one image's logits, of shape `(28, 28, 1)`
+# without a batch dimension, now takes the 28 rows for a batch, and the batch of three coins
+# is left unchanged:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+one_image_logits = logits[0]  # shape (28, 28, 1): a single code's output
+tf_logger = tf.get_logger()
+previous_level = tf_logger.level
+tf_logger.setLevel("ERROR")  # hide the deprecation warning that None triggers
+try:
+    defaults = {
+        "4 images, default": tfd.Independent(tfd.Bernoulli(logits=logits)),
+        "1 image, default": tfd.Independent(tfd.Bernoulli(logits=one_image_logits)),
+        "3 coins, default": tfd.Independent(three_coins),
+    }
+finally:
+    tf_logger.setLevel(previous_level)
+defaults["1 image, explicit 3"] = tfd.Independent(
+    tfd.Bernoulli(logits=one_image_logits), reinterpreted_batch_ndims=3
+)
+for name, dist in defaults.items():
+    print(f"{name:20s} batch {dist.batch_shape!s:6s} event {dist.event_shape}")
+assert defaults["1 image, default"].event_shape == (28, 1)
+assert defaults["3 coins, default"].event_shape == ()
+assert defaults["1 image, explicit 3"].event_shape == (28, 28, 1)
+
+# %% [markdown]
+# With one image the default reinterprets only 2 dimensions, and `log_prob` would return 28
+# numbers, one per row, instead of the image's log-likelihood; with the three coins it
+# reinterprets none, and `Independent` does nothing. An explicit `reinterpreted_batch_ndims`,
+# the number of dimensions that make up *one* observation, is right whatever the batch
+# looks like.
+
+# %% [markdown]
 # ## 4. Mixtures
 #
 # A *mixture* first picks a component $k$ with probability $\pi_k$ (a Categorical draw), then
@@ -576,8 +704,10 @@ print("components of MixtureSameFamily:", mixture_sf.components_distribution)
 
 # %% [markdown]
 # In `MixtureSameFamily`, the components' batch dimension (the rightmost one) is the mixture
-# index: it is summed over, so the batch of three Normals becomes one mixture with batch
-# shape `()`. Both objects compute the formula above, which we check at a few points:
+# index, and it is marginalised out: the weighted densities are summed, which in log space
+# is a logsumexp, $\log p(x) = \log\sum_k \exp\big(\log\pi_k + \log p_k(x)\big)$. So the
+# batch of three Normals becomes one mixture with batch shape `()`. Both objects compute the
+# formula above, which we check at a few points (our NumPy version uses the same logsumexp):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -615,8 +745,8 @@ print("largest |log_prob difference| below 1e-5 on 2001 points:", bool(gap < 1e-
 # $$ \mathbb E[x] = \sum_k \pi_k \mu_k, \qquad
 #    \mathrm{Var}[x] = \sum_k \pi_k (\sigma_k^2 + \mu_k^2) - \mathbb E[x]^2. $$
 #
-# TFP's `mean()` and `variance()` agree with the formulas. The moments of 20,000 samples come
-# within about two of their standard errors:
+# TFP's `mean()` and `variance()` agree with the formulas. The moments of 20,000 samples are
+# compared with the formulas in units of their standard errors (a $z$-score):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -629,9 +759,21 @@ print(f"mean:     formula {mean_formula:.4f} | TFP {mixture_sf.mean().numpy():.4
       f"samples {mix_samples.mean():.4f} (standard error {se_mean:.4f})")
 print(f"variance: formula {var_formula:.4f} | TFP {mixture_sf.variance().numpy():.4f} | "
       f"samples {mix_samples.var():.4f} (standard error {se_var:.4f})")
+z_mean = (mix_samples.mean() - mean_formula) / se_mean
+z_var = (mix_samples.var() - var_formula) / se_var
+print(f"z-scores of the sample moments: mean {z_mean:.2f}, variance {z_var:.2f}")
+p_two_sided = 2 * tfd.Normal(0.0, 1.0).survival_function(abs(z_mean)).numpy()
+print(f"chance of |z| >= {abs(z_mean):.2f} for a Normal z-score: {p_two_sided:.3f}")
 np.testing.assert_allclose(mixture_sf.mean().numpy(), mean_formula, rtol=1e-5)
 np.testing.assert_allclose(mixture_sf.variance().numpy(), var_formula, rtol=1e-5)
 np.testing.assert_allclose(mixture.mean().numpy(), mean_formula, rtol=1e-5)
+assert abs(z_mean) < 4 and abs(z_var) < 4
+
+# %% [markdown]
+# The sample variance is 0.74 standard errors below the formula; the sample mean is 2.14
+# standard errors below it, a little more than two. That is not alarming: a Normal $z$-score
+# lands that far out with probability 0.033, about once in thirty runs. Both are well inside
+# the four standard errors the cell asserts.
 
 # %%
 fig = density_1d(
@@ -668,10 +810,11 @@ plt.show()
 # %% [markdown]
 # `Mixture` is the more general class: its components may differ in kind. Here is an equal
 # mixture of a Normal and a Laplace distribution, whose density at 0 is
-# $\tfrac12 \cdot \tfrac{1}{\sqrt{2\pi}} + \tfrac12 \cdot \tfrac12$. `MixtureSameFamily` is
-# what you use when the components share a kind: one batched distribution evaluates all of
-# them at once, and its parameters are single tensors with one row per component, which is
-# the form in which a network or an optimiser can learn them.
+# $\tfrac12 \cdot \tfrac{1}{\sqrt{2\pi}} + \tfrac12 \cdot \tfrac12$. Both classes can be
+# trained, since their parameters may be variables. `MixtureSameFamily` is the convenient form
+# when the components share a kind: one batched distribution evaluates all of them at once,
+# and each parameter is a single tensor with one entry (or row) per component, which a
+# network can output directly, instead of a Python list of separate distributions.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -690,8 +833,8 @@ np.testing.assert_allclose(density_at_0, expected, rtol=1e-6)
 # With `MultivariateNormalDiag` components, `MixtureSameFamily` builds a density over the
 # plane. A batch of four 2-D Normals (batch shape `(4,)`, event shape `(2,)`) becomes one
 # mixture with event shape `(2,)`. This is the form of the *learned mixture prior* that can
-# replace the standard Normal prior of a VAE (chapter 06): the means, scales and weights
-# become trainable variables.
+# replace the standard Normal prior of a VAE in the VAE chapters (05-07): the means, scales
+# and weights become trainable variables.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -774,7 +917,11 @@ np.testing.assert_allclose(kl_pq, normal_kl(0.0, 1.0, 1.0, 0.5), rtol=1e-6)
 # $$ \mathrm{KL}\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2)\,\|\,\mathcal N(0, I)\big) =
 #    \frac12 \sum_j \big(\sigma_j^2 + \mu_j^2 - 1 - \log \sigma_j^2\big). $$
 #
-# With a batch of three 2-D posteriors, `kl_divergence` returns three numbers, one per image:
+# With a batch of three 2-D posteriors and one prior, `kl_divergence` returns three numbers,
+# one per image. The prior has batch shape `()`, yet it is compared with each of the three
+# posteriors: `kl_divergence` broadcasts the two batch shapes against each other, by the same
+# rules by which `log_prob` broadcasts its argument against the batch, so `(3,)` against `()`
+# gives `(3,)`. A prior repeated three times, with batch shape `(3,)`, gives the same numbers:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -785,10 +932,15 @@ prior = tfd.MultivariateNormalDiag(loc=tf.zeros(2), scale_diag=tf.ones(2))
 kl_batch = tfd.kl_divergence(posterior, prior).numpy()
 s2 = enc_scale.astype(np.float64) ** 2
 kl_formula = 0.5 * np.sum(s2 + enc_loc.astype(np.float64) ** 2 - 1 - np.log(s2), axis=-1)
-print("shape:", kl_batch.shape)
-print("TFP    :", np.round(kl_batch, 5))
-print("formula:", np.round(kl_formula, 5))
+prior_x3 = tfd.MultivariateNormalDiag(loc=tf.zeros([3, 2]), scale_diag=tf.ones([3, 2]))
+kl_x3 = tfd.kl_divergence(posterior, prior_x3).numpy()
+print("batch shapes: posterior", posterior.batch_shape, "| prior", prior.batch_shape,
+      "| KL", kl_batch.shape)
+print("TFP                 :", np.round(kl_batch, 5))
+print("formula             :", np.round(kl_formula, 5))
+print("prior repeated 3x   :", np.round(kl_x3, 5))
 np.testing.assert_allclose(kl_batch, kl_formula, rtol=1e-5)
+np.testing.assert_array_equal(kl_batch, kl_x3)
 
 # %% [markdown]
 # The second posterior equals the prior, so its KL is 0. The third has the largest KL: its
@@ -804,7 +956,11 @@ np.testing.assert_allclose(kl_batch, kl_formula, rtol=1e-5)
 #    \qquad \mathrm{SE} = \frac{s}{\sqrt n}, $$
 #
 # where $s$ is the standard deviation of the $n$ differences. The estimate is unbiased, and it
-# needs only `sample` and `log_prob`. Here it is by hand with $n = 10{,}000$:
+# needs only `sample` and `log_prob`. Two conditions come with it. $q$'s support must lie
+# inside $p$'s: a draw where $p(x) = 0$ makes $\log p(x) = -\infty$ (and the KL is then
+# infinite). And the standard error means something only when the variance of
+# $\log q(x) - \log p(x)$ under $q$ is finite; for two Normals it is, as we compute below.
+# Here is the estimate by hand with $n = 10{,}000$:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -819,7 +975,9 @@ print(f"error: {abs(estimate - kl_qp) / stderr:.2f} standard errors")
 
 # %% [markdown]
 # `tfpcourse.distributions.kl_monte_carlo(q, p, n, seed)` packages these lines; with the same
-# seed it returns the same numbers:
+# seed it returns the same numbers. Its `seed` may also be an integer, as in `seed=13` below:
+# the helper converts it with `seeding.stateless_seed`, so `seed=12` means
+# `stateless_seed(12)` and repeats exactly, unlike an integer given to `sample`:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -827,6 +985,8 @@ result = kl_monte_carlo(q, p, n, seed=seed)
 print(result)
 print("same as by hand:", np.isclose(result.estimate, estimate, rtol=0, atol=1e-12),
       np.isclose(result.stderr, stderr, rtol=0, atol=1e-12))
+print("seed=12 gives the same result:", kl_monte_carlo(q, p, n, seed=12) == result)
+assert kl_monte_carlo(q, p, n, seed=12) == result
 
 # %% [markdown]
 # ### How fast the error shrinks
@@ -893,14 +1053,190 @@ print(f"fitted slope of log RMS error against log n: {slope:.3f}")
 # %% [markdown]
 # A VAE can use either form of the KL term. The closed form is exact. A Monte
 # Carlo estimate with a single draw, $\log q(z) - \log p(z)$ at the $z$ that is decoded
-# anyway, is unbiased but noisy (its standard deviation is $s$ itself); it is the only option
-# when there is no closed form.
+# anyway, is unbiased but noisy (its standard deviation is $s$ itself). Where there is no
+# closed form, the Monte Carlo estimate is the practical option in many dimensions (in one
+# dimension a numerical integral also works, as the end of this section shows).
+#
+# ### The ELBO on a model with a known answer
+#
+# The equation for $-\mathrm{ELBO}$ at the start of this section can be checked on the one
+# latent-variable model whose every quantity has a closed form. Take a prior
+# $z \sim \mathcal N(0, 1)$ and a likelihood $x \mid z \sim \mathcal N(z, \sigma^2)$, with
+# $\sigma = 0.5$ and one observation $x = 1.2$. Then
+#
+# * the evidence is $p(x) = \mathcal N(x;\ 0,\ 1 + \sigma^2)$ (the sum of two independent
+#   Normals),
+# * the exact posterior is $p(z \mid x) = \mathcal N\big(x/(1+\sigma^2),\
+#   \sigma^2/(1+\sigma^2)\big)$,
+# * and for any $q = \mathcal N(m, s^2)$ the reconstruction term is
+#   $\mathbb E_q[\log p(x \mid z)] = -\tfrac12\log(2\pi\sigma^2) - \big((x-m)^2 + s^2\big) /
+#   (2\sigma^2)$, since $\mathbb E_q[(x - z)^2] = (x - m)^2 + s^2$.
+#
+# The ELBO is a lower bound on $\log p(x)$: $-\mathrm{ELBO}(q) \ge -\log p(x)$, with equality
+# exactly when $q$ is the posterior, because the gap is $\mathrm{KL}(q \,\|\, p(z \mid x))$.
+# We evaluate $-\mathrm{ELBO}$ for four choices of $q$ in two ways, by the closed forms and
+# with TFP (a Monte Carlo reconstruction term from 200,000 draws plus `tfd.kl_divergence`),
+# and check all three claims:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sigma, x_obs = 0.5, 1.2
+post_mean, post_sd = x_obs / (1 + sigma**2), np.sqrt(sigma**2 / (1 + sigma**2))
+neg_log_evidence = -normal_logpdf(x_obs, 0.0, np.sqrt(1 + sigma**2))
+
+
+def neg_elbo_formula(m, s):
+    """-ELBO for q = N(m, s^2) in the Normal-Normal model, in float64."""
+    recon = -0.5 * np.log(2 * np.pi * sigma**2) - ((x_obs - m) ** 2 + s**2) / (2 * sigma**2)
+    return -recon + normal_kl(m, s, 0.0, 1.0)
+
+
+z_prior = tfd.Normal(0.0, 1.0)
+q_choices = {"exact posterior": (post_mean, post_sd), "the prior": (0.0, 1.0),
+             "N(1.2, 0.5^2)": (1.2, 0.5), "N(0.96, 0.2^2)": (post_mean, 0.2)}
+elbo_seeds = seeding.split_seed(seeding.stateless_seed(20), len(q_choices))
+mc_z = []
+print(f"-log p(x) = {neg_log_evidence:.6f}")
+print(f"{'q':16s} {'-ELBO formula':>13s} {'-ELBO with TFP':>19s} {'gap':>9s} "
+      f"{'KL(q || posterior)':>18s}")
+for (name, (m, s)), elbo_seed in zip(q_choices.items(), elbo_seeds):
+    q_z = tfd.Normal(np.float32(m), np.float32(s))
+    z_draws = q_z.sample(200_000, seed=elbo_seed)
+    recon_terms = tfd.Normal(loc=z_draws, scale=sigma).log_prob(x_obs).numpy().astype(np.float64)
+    mc_value = -recon_terms.mean() + float(tfd.kl_divergence(q_z, z_prior))
+    mc_se = recon_terms.std(ddof=1) / np.sqrt(recon_terms.size)
+    exact_value = neg_elbo_formula(m, s)
+    gap = exact_value - neg_log_evidence
+    kl_to_post = normal_kl(m, s, post_mean, post_sd)
+    print(f"{name:16s} {exact_value:13.6f} {mc_value:11.4f} ± {mc_se:.4f} {gap:9.6f} "
+          f"{kl_to_post:18.6f}")
+    mc_z.append(abs(mc_value - exact_value) / mc_se)
+    assert abs(mc_value - exact_value) < 4 * mc_se + 1e-6
+    assert gap >= -1e-12
+    np.testing.assert_allclose(gap, kl_to_post, rtol=1e-9, atol=1e-12)
+print(f"largest |TFP - formula|: {max(mc_z):.2f} Monte Carlo standard errors")
+assert abs(neg_elbo_formula(post_mean, post_sd) - neg_log_evidence) < 1e-12
+
+# %% [markdown]
+# Every $q$ has $-\mathrm{ELBO} \ge -\log p(x)$, the gap equals
+# $\mathrm{KL}(q \,\|\, p(z \mid x))$, and for the exact posterior the gap is 0. The TFP
+# values agree with the closed forms to within about one Monte Carlo standard error. Training a
+# VAE pushes the encoder's $q$ towards the posterior by making this gap small.
+#
+# ### Differentiating through samples: reparameterization
+#
+# A VAE does not only *evaluate* this Monte Carlo ELBO: it *differentiates* it with respect to
+# the encoder's parameters, and the draws $z \sim q$ depend on those parameters. For a Normal
+# this works because a draw is a smooth function of the parameters and of parameter-free
+# noise, $z = \mu + \sigma\varepsilon$ with $\varepsilon \sim \mathcal N(0, 1)$ (the
+# *reparameterization trick*). TFP samples a Normal this way, so `tf.GradientTape` sees
+# through `sample`. For the mean of the draws, $\bar z = \mu + \sigma\bar\varepsilon$, the
+# gradients are $\partial \bar z/\partial\mu = 1$ and
+# $\partial \bar z/\partial\sigma = \bar\varepsilon = (\bar z - \mu)/\sigma$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mu_var, sigma_var = tf.Variable(1.0), tf.Variable(0.5)
+with tf.GradientTape() as tape:
+    z_rep = tfd.Normal(mu_var, sigma_var).sample(10_000, seed=seeding.stateless_seed(21))
+    z_bar = tf.reduce_mean(z_rep)
+grad_mu, grad_sigma = tape.gradient(z_bar, [mu_var, sigma_var])
+eps_bar = (z_bar.numpy() - 1.0) / 0.5
+print(f"d mean / d loc  : {grad_mu.numpy():.5f} (formula 1)")
+print(f"d mean / d scale: {grad_sigma.numpy():.5f} (formula: mean of eps = {eps_bar:.5f})")
+np.testing.assert_allclose(grad_mu.numpy(), 1.0, rtol=1e-5)  # a float32 mean of 10,000 ones
+np.testing.assert_allclose(grad_sigma.numpy(), eps_bar, rtol=1e-4, atol=1e-6)
+
+# %% [markdown]
+# A distribution tells whether its samples carry gradients in its `reparameterization_type`.
+# Discrete draws cannot: a Bernoulli or Categorical sample is an integer, and a small change
+# of the probabilities does not move it smoothly. We ask each distribution for its type, and
+# ask the tape for the gradient of the mean of 1000 draws with respect to each parameter
+# (`None` means no gradient). A `MixtureSameFamily` picks its component with a Categorical
+# draw, so by default it is not reparameterized either; the draw within a component still
+# depends smoothly on the component means, but nothing flows to the weights.
+# `MixtureSameFamily(..., reparameterize=True)` adds gradients for all parameters (by
+# implicit reparameterization gradients; TFP's documentation calls the option experimental):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def sample_gradients(make_dist, params, seed_int):
+    """Which parameters get a gradient from the mean of 1000 draws of make_dist(*params)?"""
+    with tf.GradientTape() as tape:
+        dist = make_dist(*params)
+        draws = tf.cast(dist.sample(1000, seed=seeding.stateless_seed(seed_int)), tf.float32)
+        mean_draw = tf.reduce_mean(draws)
+    grads = tape.gradient(mean_draw, params)
+    return dist, ["none" if g is None else "yes" for g in grads]
+
+
+rep_cases = {
+    "Normal": (lambda m, s: tfd.Normal(m, s), ["loc", "scale"],
+               [tf.Variable(0.0), tf.Variable(1.0)]),
+    "Bernoulli": (lambda p: tfd.Bernoulli(probs=p), ["probs"], [tf.Variable(0.3)]),
+    "Categorical": (lambda p: tfd.Categorical(probs=p), ["probs"],
+                    [tf.Variable([0.2, 0.5, 0.3])]),
+    "MixtureSameFamily": (
+        lambda w, m: tfd.MixtureSameFamily(tfd.Categorical(probs=w), tfd.Normal(m, 1.0)),
+        ["weights", "means"], [tf.Variable([0.5, 0.5]), tf.Variable([-1.0, 1.0])]),
+    "  reparameterize=True": (
+        lambda w, m: tfd.MixtureSameFamily(tfd.Categorical(probs=w), tfd.Normal(m, 1.0),
+                                           reparameterize=True),
+        ["weights", "means"], [tf.Variable([0.5, 0.5]), tf.Variable([-1.0, 1.0])]),
+}
+rep_types = {}
+for name, (make_dist, names, params) in rep_cases.items():
+    dist, has_grad = sample_gradients(make_dist, params, 22)
+    rep_types[name] = dist.reparameterization_type
+    grads_text = ", ".join(f"{n} {g}" for n, g in zip(names, has_grad))
+    kind = str(dist.reparameterization_type).split(": ")[1].rstrip(">")
+    print(f"{name:22s} {kind:22s} gradient w.r.t. {grads_text}")
+assert rep_types["Normal"] == tfd.FULLY_REPARAMETERIZED
+assert rep_types["Bernoulli"] == rep_types["Categorical"] == tfd.NOT_REPARAMETERIZED
+assert rep_types["MixtureSameFamily"] == tfd.NOT_REPARAMETERIZED
+assert rep_types["  reparameterize=True"] == tfd.FULLY_REPARAMETERIZED
+
+# %% [markdown]
+# This is why a VAE's latent code is continuous and its encoder outputs a Normal: the sampled
+# KL and ELBO are differentiated through the samples, which needs a `FULLY_REPARAMETERIZED`
+# $q$. (The closed-form KL needs no samples, but the reconstruction term always does.) The
+# decoder's Bernoulli is not sampled during training, only evaluated with `log_prob`, so its
+# type does not matter there.
+#
+# ### When `kl_divergence` raises
+#
+# `tfd.kl_divergence` does not derive formulas. It looks up one that was *registered for the
+# pair of Python types* of its two arguments, and raises `NotImplementedError` when there is
+# none. That is not the same as "no closed form exists". The pairing a VAE produces easily,
+# a posterior built as `Independent(Normal(...), 1)` and a prior built as
+# `MultivariateNormalDiag`, is the same pair of diagonal Normals whose KL we computed above,
+# yet TFP 0.25 has no formula registered for it. Matching the types avoids the problem:
+# build both as `Independent` Normals, or both as `MultivariateNormalDiag`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+q_ind = tfd.Independent(tfd.Normal(loc=enc_loc, scale=enc_scale), reinterpreted_batch_ndims=1)
+p_ind = tfd.Independent(tfd.Normal(loc=tf.zeros(2), scale=tf.ones(2)),
+                        reinterpreted_batch_ndims=1)
+try:
+    tfd.kl_divergence(q_ind, prior)
+except NotImplementedError as err:
+    print("Independent vs MultivariateNormalDiag -> NotImplementedError:", err)
+kl_both_ind = tfd.kl_divergence(q_ind, p_ind).numpy()
+kl_both_mvn = tfd.kl_divergence(posterior, prior).numpy()
+print("both Independent           :", np.round(kl_both_ind, 5))
+print("both MultivariateNormalDiag:", np.round(kl_both_mvn, 5))
+np.testing.assert_allclose(kl_both_ind, kl_formula, rtol=1e-5)
+np.testing.assert_allclose(kl_both_mvn, kl_formula, rtol=1e-5)
+
+# %% [markdown]
+# Both matching pairs give the closed-form values of the diagonal-Normal formula above.
 #
 # ### When there is no closed form
 #
-# Replace the VAE's standard Normal prior by a mixture, like `prior_2d` above. The KL from a
-# Normal posterior to a mixture has no closed form, and `tfd.kl_divergence` says so. Take the
-# 1-D mixture of section 4 as $p$:
+# Sometimes no closed form exists at all. Replace the VAE's standard Normal prior by a
+# mixture, like `prior_2d` above: the KL from a Normal posterior to a mixture of Normals has
+# no closed form, and TFP has none registered. Take the 1-D mixture of section 4 as $p$:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -938,22 +1274,35 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 # ## Summary
 #
 # * A TFP distribution draws samples (`sample`) and evaluates log-densities (`log_prob`).
-#   Pass a stateless seed from `seeding.stateless_seed` to make a draw repeatable, and split it
-#   with `seeding.split_seed` for fresh draws.
+#   Pass `sample` a stateless seed from `seeding.stateless_seed` to make a draw repeatable (a
+#   plain integer is a stateful seed and does not repeat), and split it with
+#   `seeding.split_seed` for fresh draws. The course's helpers convert integer seeds for you.
 # * Work with log-probabilities: products of densities underflow, sums of logs do not.
-#   Bernoulli and Categorical samples are `int32`; a Bernoulli given logits computes
-#   chapter 01's stable cross-entropy.
+#   Bernoulli and Categorical samples are `int32`; a Bernoulli given logits computes minus
+#   chapter 01's cross-entropy, with the equally stable $-\mathrm{softplus}(-t)$.
 # * Three shapes: sample shape (how many draws), batch shape (how many distributions), event
 #   shape (the shape of one draw). `sample` returns sample + batch + event, `log_prob` returns
-#   sample + batch. Parameters broadcast into the batch shape.
+#   sample + batch. The batch shape is the broadcast parameter shape minus the dimensions one
+#   event uses; `MultivariateNormalDiag`'s `scale_diag` holds standard deviations.
 # * `tfd.Independent(d, reinterpreted_batch_ndims=k)` turns the last `k` batch dimensions
 #   into event dimensions, so `log_prob` sums over them. A VAE decoder needs it to return one
-#   log-likelihood per image.
+#   log-likelihood per image. Always pass `k`: the deprecated default depends on the batch.
 # * `Mixture` mixes components of any kinds; `MixtureSameFamily` mixes the members of one
-#   batched distribution. Built from the same parts, they give the same density.
-# * `tfd.kl_divergence` gives exact KL divergences where a formula is known; the Monte Carlo
-#   estimate `kl_monte_carlo` works for any pair, with an error that shrinks like
-#   $1/\sqrt n$. Both reappear as the KL term of the VAE chapters.
+#   batched distribution, with one tensor per parameter. Built from the same parts, they give
+#   the same density.
+# * `tfd.kl_divergence` gives exact KL divergences for pairs of types with a registered
+#   formula, and broadcasts batch shapes. `NotImplementedError` means no formula is
+#   registered for that pair of types, not that none exists: build both arguments with
+#   matching types (`Independent` with `Independent`, `MultivariateNormalDiag` with
+#   `MultivariateNormalDiag`).
+# * The Monte Carlo estimate `kl_monte_carlo` works for any pair in which $q$'s support lies
+#   inside $p$'s, with an error that shrinks like $1/\sqrt n$; its standard error is
+#   meaningful when the variance of $\log q - \log p$ under $q$ is finite. Both forms
+#   reappear as the KL term of the VAE chapters (05-07).
+# * $-\mathrm{ELBO}(q) \ge -\log p(x)$, with a gap of $\mathrm{KL}(q\,\|\,p(z \mid x))$,
+#   zero for the exact posterior. A VAE differentiates a sampled ELBO through its samples,
+#   which needs a `FULLY_REPARAMETERIZED` $q$ such as a Normal; discrete distributions and
+#   the default `MixtureSameFamily` are not.
 #
 # The next chapter transforms distributions with *bijectors*.
 

@@ -132,6 +132,29 @@ def test_kl_monte_carlo_handles_batches_and_mixtures(tf, tfd):
     assert kl.estimate > 10 * kl.stderr > 0
 
 
+def test_kl_monte_carlo_int_seed_is_stateless_unlike_an_int_given_to_sample(tf, tfd):
+    from tfpcourse import seeding
+
+    q, p = tfd.Normal(1.0, 0.5), tfd.Normal(0.0, 1.0)
+    # An int given straight to sample() is a stateful seed: two calls differ ...
+    assert not np.array_equal(q.sample(5, seed=5).numpy(), q.sample(5, seed=5).numpy())
+    # ... while the helper turns it into stateless_seed(5), so repeated calls agree.
+    first = dists.kl_monte_carlo(q, p, 50, seed=5)
+    assert first == dists.kl_monte_carlo(q, p, 50, seed=5)
+    assert first == dists.kl_monte_carlo(q, p, 50, seed=seeding.stateless_seed(5))
+
+
+def test_kl_monte_carlo_is_infinite_when_q_leaves_the_support_of_p(tfd):
+    import warnings
+
+    q, p = tfd.Normal(0.0, 1.0), tfd.HalfNormal(1.0)  # p has no density below 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf - inf must not leak a RuntimeWarning
+        result = dists.kl_monte_carlo(q, p, 100, seed=0)
+    assert result.estimate == math.inf
+    assert math.isnan(result.stderr)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

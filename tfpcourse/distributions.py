@@ -9,8 +9,9 @@ actually return (the helper draws once to find out)::
 
 :func:`kl_monte_carlo` estimates :math:`KL(q \\| p) = E_{x \\sim q}[\\log q(x) - \\log p(x)]`
 by averaging over ``n`` draws from ``q``, and reports the estimate's standard error. It works
-for any pair of distributions over the same event space, including pairs with no closed-form
-KL divergence (a Normal against a mixture, for example).
+for any pair of distributions over the same event space whose ``q`` has its support inside
+``p``'s, including pairs with no closed-form KL divergence (a Normal against a mixture, for
+example) and pairs for which ``tfd.kl_divergence`` has no formula registered.
 """
 
 from __future__ import annotations
@@ -171,6 +172,18 @@ def kl_monte_carlo(q: Any, p: Any, n: int, seed: int | tf.Tensor) -> MonteCarloK
     Unlike ``tfd.kl_divergence`` it needs no closed form, only ``q.sample``, ``q.log_prob``
     and ``p.log_prob``.
 
+    Two conditions apply, and neither is checked:
+
+    * ``q``'s support must lie inside ``p``'s. A draw where ``p`` has density 0 gives
+      ``log p = -inf``; the KL divergence is then infinite, and so is the returned estimate
+      (with a ``nan`` standard error).
+    * The standard error is meaningful only when the variance of ``log q(x) - log p(x)``
+      under ``q`` is finite, as it is for two Normals. It is infinite, for example, for a
+      Student-t ``q`` with 3 degrees of freedom against a Normal ``p``: the difference grows
+      like ``x**2 / 2``, whose mean under ``q`` is finite but whose variance is not. The
+      estimate then still converges, but more slowly than :math:`1/\\sqrt{n}`, and the
+      reported standard error is not a reliable measure of its error.
+
     Parameters
     ----------
     q:
@@ -180,7 +193,9 @@ def kl_monte_carlo(q: Any, p: Any, n: int, seed: int | tf.Tensor) -> MonteCarloK
     n:
         Number of draws, at least 2 (the standard error needs two).
     seed:
-        An int or a ``[2]`` stateless seed tensor: the same seed gives the same estimate.
+        A ``[2]`` stateless seed tensor, or an int, which is converted with
+        :func:`tfpcourse.seeding.stateless_seed` (so it is stateless too, unlike an int
+        passed straight to ``sample``): the same seed gives the same estimate.
 
     Returns
     -------
@@ -207,7 +222,8 @@ def kl_monte_carlo(q: Any, p: Any, n: int, seed: int | tf.Tensor) -> MonteCarloK
     x = q.sample(n, seed=seed)
     diff = np.asarray(q.log_prob(x) - p.log_prob(x), dtype=np.float64)
     estimate = diff.mean(axis=0)
-    stderr = diff.std(axis=0, ddof=1) / np.sqrt(n)
+    with np.errstate(invalid="ignore"):  # inf - inf when q leaves p's support: nan, silently
+        stderr = diff.std(axis=0, ddof=1) / np.sqrt(n)
     if estimate.ndim == 0:
         return MonteCarloKL(float(estimate), float(stderr), n)
     return MonteCarloKL(estimate, stderr, n)
