@@ -1,0 +1,268 @@
+"""Normalizing flows: builders, and a container that keeps every trainable part tracked.
+
+A flow here is a base distribution (a standard Normal in ``event_size`` dimensions) pushed
+through a list of bijectors, the *layers*, applied in order from the base to the data. The
+:class:`Flow` container is a ``tf.Module``: it holds the layers, so ``flow.trainable_variables``
+finds every network inside them (TFP's ``AutoregressiveNetwork`` is a ``tf_keras`` layer, which
+a Keras 3 ``Model`` would silently not track), and it builds them at construction, so the
+variables exist before training starts.
+
+Builders:
+
+:func:`maf`       masked autoregressive flow (Papamakarios et al., 2017): fast density, slow
+                  sampling.
+:func:`iaf`       inverse autoregressive flow (Kingma et al., 2016): the inverse of a MAF,
+                  fast sampling, slow density.
+:func:`realnvp`   affine coupling layers (Dinh et al., 2017): fast in both directions.
+
+Train a flow with :func:`tfpcourse.training.fit_max_likelihood` on ``flow.distribution``.
+
+This module imports TensorFlow (import it after ``tfpcourse.device.setup()``); the top-level
+``tfpcourse`` package does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+from tfpcourse._validate import check_int, check_number
+
+__all__ = ["MLP", "CouplingNet", "Flow", "LeakyReLU", "iaf", "maf", "realnvp"]
+
+tfb = tfp.bijectors
+
+
+def _check_hidden(hidden_units: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(hidden_units, int | str) or not hidden_units:
+        raise TypeError(
+            f"hidden_units must be a non-empty sequence of layer widths, got {hidden_units!r}"
+        )
+    return tuple(check_int("hidden_units[i]", h, minimum=1) for h in hidden_units)
+
+
+class MLP(tf.Module):
+    """A small fully connected network made of plain variables.
+
+    The last layer starts at zero, so a flow built from these networks starts as the
+    identity map (or a fixed permutation): training begins from the base distribution
+    itself, which is stable, instead of from a random warp.
+    """
+
+    def __init__(self, in_dim, hidden_units, out_dim, *, seed=0, zero_last=True,
+                 name="mlp"):
+        super().__init__(name=name)
+        sizes = [in_dim, *hidden_units, out_dim]
+        rng = np.random.default_rng(seed)
+        self.weights, self.biases = [], []
+        with self.name_scope:
+            for i, (n_in, n_out) in enumerate(pairwise(sizes)):
+                last = i == len(sizes) - 2
+                limit = np.sqrt(6.0 / (n_in + n_out))  # Glorot uniform
+                w = (np.zeros((n_in, n_out)) if last and zero_last
+                     else rng.uniform(-limit, limit, (n_in, n_out)))
+                self.weights.append(tf.Variable(w.astype(np.float32), name=f"w{i}"))
+                self.biases.append(tf.Variable(tf.zeros(n_out), name=f"b{i}"))
+
+    def __call__(self, x):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = tf.matmul(x, w) + b
+            if i < len(self.weights) - 1:
+                x = tf.nn.relu(x)
+        return x
+
+class CouplingNet(tf.Module):
+    """``shift_and_log_scale_fn`` for ``tfb.RealNVP``: an MLP from the masked half to a
+    shift and a log-scale for the other half. The log-scale is squashed by ``tanh`` (times
+    ``max_log_scale``) so that no single layer can blow a density up or down by more than
+    a factor ``exp(max_log_scale)`` per dimension: a standard trick for stable training."""
+
+    def __init__(self, num_masked, num_out, hidden_units, *, seed=0, max_log_scale=2.0,
+                 name="coupling"):
+        super().__init__(name=name)
+        self.net = MLP(num_masked, hidden_units, 2 * num_out, seed=seed)
+        self.max_log_scale = float(max_log_scale)
+
+    def __call__(self, x0, output_units, **kwargs):
+        out = self.net(x0)
+        shift, raw = tf.split(out, 2, axis=-1)
+        return shift, self.max_log_scale * tf.tanh(raw / self.max_log_scale)
+
+class LeakyReLU(tfb.Bijector):
+    """y = x for x >= 0 and alpha * x for x < 0, with alpha > 0 (element-wise).
+
+    ``alpha`` may be a ``tfp.util.TransformedVariable`` (e.g. through ``Softplus``) to
+    learn it while keeping it positive.
+    """
+
+    def __init__(self, alpha, validate_args=False, name="leaky_relu"):
+        self.alpha = alpha if hasattr(alpha, "dtype") else tf.constant(alpha, tf.float32)
+        super().__init__(forward_min_event_ndims=0, validate_args=validate_args, name=name)
+
+    def _forward(self, x):
+        return tf.where(x >= 0.0, x, self.alpha * x)
+
+    def _inverse(self, y):
+        return tf.where(y >= 0.0, y, y / self.alpha)
+
+    def _forward_log_det_jacobian(self, x):
+        alpha = tf.convert_to_tensor(self.alpha)
+        return tf.where(x >= 0.0, tf.zeros_like(x), tf.math.log(alpha) * tf.ones_like(x))
+
+class Flow(tf.Module):
+    """A base standard Normal pushed through ``layers`` (applied base -> data, in order).
+
+    Attributes
+    ----------
+    layers : list of bijectors, base to data.
+    distribution : the ``TransformedDistribution`` to train and evaluate.
+    bijector : the composed map, base -> data.
+    """
+
+    def __init__(self, layers, event_size, name="flow"):
+        super().__init__(name=name)
+        self.event_size = int(event_size)
+        self.layers = list(layers)
+        self.base = tfp.distributions.MultivariateNormalDiag(
+            loc=tf.zeros(self.event_size), name="base"
+        )
+        self.bijector = tfb.Chain(list(reversed(self.layers)), name=f"{name}_chain")
+        self.distribution = tfp.distributions.TransformedDistribution(
+            self.base, self.bijector, name=name
+        )
+        # Build lazily created networks now, so their variables exist before training.
+        self.distribution.log_prob(tf.zeros((1, self.event_size)))
+
+    def log_prob(self, x):
+        return self.distribution.log_prob(x)
+
+    def sample(self, n, seed=None):
+        return self.distribution.sample(n, seed=seed)
+
+    def stages_forward(self, z):
+        """The points after each layer, base -> data: ``[z, l1(z), l2(l1(z)), ...]``."""
+        stages = [np.asarray(z)]
+        x = tf.convert_to_tensor(z, tf.float32)
+        for layer in self.layers:
+            x = layer.forward(x)
+            stages.append(x.numpy())
+        return stages
+
+    def stages_inverse(self, x):
+        """The points after undoing each layer, data -> base: ``[x, ..., z]``."""
+        stages = [np.asarray(x)]
+        y = tf.convert_to_tensor(x, tf.float32)
+        for layer in reversed(self.layers):
+            y = layer.inverse(tf.constant(y.numpy()))  # fresh tensor: no bijector cache
+            stages.append(y.numpy())
+        return stages
+
+
+def _check_common(event_size: int, num_layers: int, hidden_units: Sequence[int], seed: int):
+    event_size = check_int("event_size", event_size, minimum=2)
+    num_layers = check_int("num_layers", num_layers, minimum=1)
+    hidden = _check_hidden(hidden_units)
+    seed = check_int("seed", seed, minimum=0)
+    return event_size, num_layers, hidden, seed
+
+
+def _reverse(event_size: int):
+    return tfb.Permute(permutation=list(range(event_size))[::-1])
+
+
+def maf(
+    event_size: int = 2,
+    num_layers: int = 4,
+    hidden_units: Sequence[int] = (64, 64),
+    *,
+    permute: bool = True,
+    seed: int = 0,
+) -> Flow:
+    """A masked autoregressive flow: ``num_layers`` MAF bijectors, each with its own MADE
+    network (``tfb.AutoregressiveNetwork``), with the dimensions reversed between layers
+    (``permute=True``) so every dimension gets to depend on every other.
+
+    Density evaluation is one network pass per layer; sampling needs ``event_size`` sequential
+    passes per layer.
+    """
+    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
+                                                         seed)
+    layers = []
+    for i in range(num_layers):
+        made = tfb.AutoregressiveNetwork(
+            params=2,
+            hidden_units=list(hidden),
+            event_shape=[event_size],
+            activation="relu",
+            kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed + i),
+            name=f"made_{i}",
+        )
+        layers.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made,
+                                                   name=f"maf_{i}"))
+        if permute and i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name="maf")
+
+
+def iaf(
+    event_size: int = 2,
+    num_layers: int = 4,
+    hidden_units: Sequence[int] = (64, 64),
+    *,
+    permute: bool = True,
+    seed: int = 0,
+) -> Flow:
+    """An inverse autoregressive flow: each layer is ``Invert(MaskedAutoregressiveFlow)``.
+
+    Sampling is one network pass per layer; density evaluation of a *new* point needs
+    ``event_size`` sequential passes per layer (the cost MAF pays for sampling).
+    """
+    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
+                                                         seed)
+    layers = []
+    for i in range(num_layers):
+        made = tfb.AutoregressiveNetwork(
+            params=2,
+            hidden_units=list(hidden),
+            event_shape=[event_size],
+            activation="relu",
+            kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed + i),
+            name=f"made_{i}",
+        )
+        layers.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made),
+                                 name=f"iaf_{i}"))
+        if permute and i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name="iaf")
+
+
+def realnvp(
+    event_size: int = 2,
+    num_layers: int = 6,
+    hidden_units: Sequence[int] = (64, 64),
+    *,
+    max_log_scale: float = 2.0,
+    seed: int = 0,
+) -> Flow:
+    """Affine coupling layers (RealNVP): each layer keeps the first ``event_size // 2``
+    dimensions and shifts and scales the others by functions of them; the dimensions are
+    reversed between layers so each half gets transformed in turn."""
+    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
+                                                         seed)
+    max_log_scale = check_number("max_log_scale", max_log_scale, minimum=0.0,
+                                 strict_minimum=True)
+    num_masked = event_size // 2
+    layers = []
+    for i in range(num_layers):
+        net = CouplingNet(num_masked, event_size - num_masked, hidden, seed=seed + i,
+                          max_log_scale=max_log_scale, name=f"coupling_{i}")
+        layers.append(tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=net,
+                                  name=f"realnvp_{i}"))
+        if i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name="realnvp")
