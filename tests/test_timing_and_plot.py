@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfpcourse import timing
-from tfpcourse.plot import image_grid
+from tfpcourse.plot import image_grid, scatter_stages
 
 
 def test_measure_calls_warmup_then_repeats_times_number():
@@ -47,3 +47,15 @@ def test_image_grid_uses_class_names_and_checks_inputs():
         image_grid(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="one entry per image"):
         image_grid(np.zeros((2, 4, 4)), labels=[1])
+
+
+def test_scatter_stages_draws_one_panel_per_stage_and_checks_shapes():
+    pts = np.random.default_rng(0).normal(size=(50, 2))
+    fig = scatter_stages([pts, 2 * pts, pts + 1], titles=["a", "b", "c"], color=pts[:, 0])
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c"]
+    assert all(ax.get_xlabel() == "$x_1$" for ax in fig.axes)
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"stages\[1\] must have shape \(50, 2\)"):
+        scatter_stages([pts, pts[:10]])
+    with pytest.raises(ValueError, match="titles must have one entry per stage"):
+        scatter_stages([pts], titles=["a", "b"])

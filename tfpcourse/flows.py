@@ -33,7 +33,7 @@ import tf_keras
 
 from tfpcourse._validate import check_int, check_number
 
-__all__ = ["MLP", "CouplingNet", "Flow", "LeakyReLU", "iaf", "maf", "realnvp"]
+__all__ = ["MLP", "BoundedMADE", "CouplingNet", "Flow", "LeakyReLU", "iaf", "maf", "realnvp"]
 
 tfb = tfp.bijectors
 
@@ -92,6 +92,33 @@ class CouplingNet(tf.Module):
         out = self.net(x0)
         shift, raw = tf.split(out, 2, axis=-1)
         return shift, self.max_log_scale * tf.tanh(raw / self.max_log_scale)
+
+class BoundedMADE(tf.Module):
+    """``shift_and_log_scale_fn`` for ``tfb.MaskedAutoregressiveFlow``: TFP's MADE network with
+    its log-scale squashed by ``tanh`` (times ``max_log_scale``), as :class:`CouplingNet` does.
+
+    Without the bound, a MAF evaluated far from its training data can produce log-scales so
+    large that ``exp`` overflows and the density becomes NaN. Holding the network in a
+    ``tf.Module`` (not a lambda) keeps its variables tracked.
+    """
+
+    def __init__(self, event_size, hidden_units, *, seed=0, max_log_scale=3.0, name="made"):
+        super().__init__(name=name)
+        self.made = tfb.AutoregressiveNetwork(
+            params=2,
+            hidden_units=list(hidden_units),
+            event_shape=[event_size],
+            activation="relu",
+            kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed),
+            name=name,
+        )
+        self.max_log_scale = float(max_log_scale)
+
+    def __call__(self, x):
+        out = self.made(x)
+        shift, raw = tf.unstack(out, num=2, axis=-1)
+        return shift, self.max_log_scale * tf.tanh(raw / self.max_log_scale)
+
 
 class LeakyReLU(tfb.Bijector):
     """y = x for x >= 0 and alpha * x for x < 0, with alpha > 0 (element-wise).
@@ -184,7 +211,8 @@ def maf(
     seed: int = 0,
 ) -> Flow:
     """A masked autoregressive flow: ``num_layers`` MAF bijectors, each with its own MADE
-    network (``tfb.AutoregressiveNetwork``), with the dimensions reversed between layers
+    network (:class:`BoundedMADE`, TFP's ``AutoregressiveNetwork`` with a bounded log-scale),
+    with the dimensions reversed between layers
     (``permute=True``) so every dimension gets to depend on every other.
 
     Density evaluation is one network pass per layer; sampling needs ``event_size`` sequential
@@ -194,14 +222,7 @@ def maf(
                                                          seed)
     layers = []
     for i in range(num_layers):
-        made = tfb.AutoregressiveNetwork(
-            params=2,
-            hidden_units=list(hidden),
-            event_shape=[event_size],
-            activation="relu",
-            kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed + i),
-            name=f"made_{i}",
-        )
+        made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
         layers.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made,
                                                    name=f"maf_{i}"))
         if permute and i < num_layers - 1:
@@ -226,14 +247,7 @@ def iaf(
                                                          seed)
     layers = []
     for i in range(num_layers):
-        made = tfb.AutoregressiveNetwork(
-            params=2,
-            hidden_units=list(hidden),
-            event_shape=[event_size],
-            activation="relu",
-            kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed + i),
-            name=f"made_{i}",
-        )
+        made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
         layers.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made),
                                  name=f"iaf_{i}"))
         if permute and i < num_layers - 1:

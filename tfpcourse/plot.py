@@ -15,7 +15,7 @@ from tfpcourse._validate import check_int
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["density_1d", "density_2d", "image_grid"]
+__all__ = ["density_1d", "density_2d", "image_grid", "scatter_stages"]
 
 
 def image_grid(
@@ -216,5 +216,57 @@ def density_2d(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_stages(
+    stages: Sequence[np.ndarray],
+    *,
+    titles: Sequence[str] | None = None,
+    color: np.ndarray | None = None,
+    lim: float | None = 4.0,
+    size: float = 2.6,
+    suptitle: str | None = None,
+) -> Figure:
+    """Scatter the same 2-D points at successive stages of a transformation, side by side.
+
+    Parameters
+    ----------
+    stages:
+        A sequence of ``(n, 2)`` arrays with the same ``n`` (e.g. ``Flow.stages_inverse(x)``).
+    titles:
+        One title per stage.
+    color:
+        Optional value per point, so each point can be followed from panel to panel.
+    lim:
+        Axis limits ``(-lim, lim)`` in every panel; ``None`` lets each panel choose.
+    """
+    import matplotlib.pyplot as plt
+
+    stages = [np.asarray(s) for s in stages]
+    if not stages:
+        raise ValueError("stages must hold at least one (n, 2) array")
+    n = stages[0].shape[0]
+    for i, s in enumerate(stages):
+        if s.ndim != 2 or s.shape != (n, 2):
+            raise ValueError(f"stages[{i}] must have shape ({n}, 2), got {s.shape}")
+    if titles is not None and len(titles) != len(stages):
+        raise ValueError(f"titles must have one entry per stage ({len(stages)}), got {len(titles)}")
+    fig, axes = plt.subplots(1, len(stages), figsize=(size * len(stages), size + 0.4),
+                             squeeze=False)
+    for i, (ax, pts) in enumerate(zip(axes[0], stages)):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, c=color, cmap="viridis", linewidths=0)
+        if lim is not None:
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$x_1$")
+        if i == 0:
+            ax.set_ylabel("$x_2$")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
