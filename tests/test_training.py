@@ -34,6 +34,14 @@ def test_training_step_is_traced_once_whatever_the_batch_sizes(tf, trainable_nor
     assert history.traces == 1  # the last batch of 50 reuses the same graph
 
 
+def test_validation_is_compiled_once_and_matches_the_eager_nll(tf, trainable_normal):
+    history = fit_max_likelihood(trainable_normal, DATA, valid=DATA[:700], epochs=3,
+                                 batch_size=500)
+    assert history.eval_traces == 1
+    assert history.valid_nll[-1] == pytest.approx(mean_nll(trainable_normal, DATA[:700]),
+                                                  rel=1e-6)
+
+
 def test_early_stopping_restores_the_best_variables(tf, trainable_normal):
     history = fit_max_likelihood(trainable_normal, DATA, valid=DATA[:500], epochs=200,
                                  batch_size=2000, learning_rate=0.5, patience=3)

@@ -39,6 +39,7 @@ class FitHistory:
     steps: int = 0
     seconds: float = 0.0
     traces: int = 0
+    eval_traces: int = 0
 
     @property
     def epochs(self) -> int:
@@ -162,6 +163,16 @@ def fit_max_likelihood(
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    @tf.function(input_signature=[tf.TensorSpec((None, *event_shape), dtype)])
+    def nll_sum(batch):
+        return -tf.reduce_sum(distribution.log_prob(batch))
+
+    def valid_nll() -> float:
+        # Compiled, in chunks of fixed maximum size: evaluated after every epoch, so it must be
+        # as fast as the training steps (eagerly it can cost more than the epoch itself).
+        total = sum(float(nll_sum(valid[i : i + 4096])) for i in range(0, len(valid), 4096))
+        return total / len(valid)
+
     history = FitHistory()
     best = (float("inf"), [v.numpy() for v in variables])
     since_best = 0
@@ -181,7 +192,7 @@ def fit_max_likelihood(
             history.steps += 1
         history.train_nll.append(total / count)
         if valid is not None:
-            history.valid_nll.append(mean_nll(distribution, valid))
+            history.valid_nll.append(valid_nll())
             if history.valid_nll[-1] < best[0]:
                 best = (history.valid_nll[-1], [v.numpy() for v in variables])
                 history.best_epoch = epoch
@@ -206,4 +217,5 @@ def fit_max_likelihood(
             v.assign(value)
     history.seconds = time.perf_counter() - start
     history.traces = train_step.experimental_get_tracing_count()
+    history.eval_traces = nll_sum.experimental_get_tracing_count()
     return history
