@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,7 +72,6 @@ def main() -> None:
     first = _first_load_seconds()
 
     device.setup(verbose=False)
-    import tensorflow as tf
 
     from tfpcourse import pipelines
 
@@ -89,12 +89,7 @@ def main() -> None:
         throughput[label] = n / (time.perf_counter() - start)
 
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-        },
+        "machine": machine_info(),
         "mnist_cache_load_cold_process_s": cold,
         "mnist_cache_load_warm_s": warm,
         "mnist_first_load_from_mirror_s": first,

@@ -41,12 +41,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 _T0 = time.perf_counter()
 HERE = Path(__file__).resolve().parent
@@ -362,9 +361,6 @@ def main() -> None:
     from tfpcourse import device, toy2d
 
     device.setup(verbose=False)
-    import keras
-    import tensorflow as tf
-    import tensorflow_probability as tfp
 
     raw_train = toy2d.two_moons(3000, noise=MOONS_NOISE, seed=0)
     raw_valid = toy2d.two_moons(3000, noise=MOONS_NOISE, seed=1)
@@ -381,14 +377,7 @@ def main() -> None:
     quality = two_moons_quality(moons_train, moons_valid, floor, args.quick)
 
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "tfp": tfp.__version__,
-            "keras": keras.__version__,
-        },
+        "machine": machine_info(),
         "quick": args.quick,
         "units": {"nll": "nats per example", "time": "seconds", "throughput": "steps per second"},
         "first_flow": first,

@@ -202,6 +202,20 @@ def _reverse(event_size: int):
     return tfb.Permute(permutation=list(range(event_size))[::-1])
 
 
+def _autoregressive(kind, event_size, num_layers, hidden_units, permute, seed) -> Flow:
+    """MAF layers (``kind="maf"``) or their inverses (``"iaf"``), reversed in between."""
+    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
+                                                         seed)
+    layers = []
+    for i in range(num_layers):
+        made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
+        layer = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made, name=f"maf_{i}")
+        layers.append(tfb.Invert(layer, name=f"iaf_{i}") if kind == "iaf" else layer)
+        if permute and i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name=kind)
+
+
 def maf(
     event_size: int = 2,
     num_layers: int = 4,
@@ -218,16 +232,7 @@ def maf(
     Density evaluation is one network pass per layer; sampling needs ``event_size`` sequential
     passes per layer.
     """
-    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
-                                                         seed)
-    layers = []
-    for i in range(num_layers):
-        made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
-        layers.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made,
-                                                   name=f"maf_{i}"))
-        if permute and i < num_layers - 1:
-            layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name="maf")
+    return _autoregressive("maf", event_size, num_layers, hidden_units, permute, seed)
 
 
 def iaf(
@@ -243,16 +248,7 @@ def iaf(
     Sampling is one network pass per layer; density evaluation of a *new* point needs
     ``event_size`` sequential passes per layer (the cost MAF pays for sampling).
     """
-    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
-                                                         seed)
-    layers = []
-    for i in range(num_layers):
-        made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
-        layers.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made),
-                                 name=f"iaf_{i}"))
-        if permute and i < num_layers - 1:
-            layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name="iaf")
+    return _autoregressive("iaf", event_size, num_layers, hidden_units, permute, seed)
 
 
 def realnvp(

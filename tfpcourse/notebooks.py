@@ -242,6 +242,9 @@ def execute(
         nb,
         timeout=timeout,
         kernel_name="python3",
+        # The kernel's own log (e.g. its note that local TCP traffic is unencrypted) is not for
+        # readers of a run report; cell errors still arrive as messages.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
         # Cells run with the notebook's folder as working directory, as in JupyterLab.
         resources={"metadata": {"path": str(path.parent)}},
     )
