@@ -59,3 +59,53 @@ def test_scatter_stages_draws_one_panel_per_stage_and_checks_shapes():
         scatter_stages([pts, pts[:10]])
     with pytest.raises(ValueError, match="titles must have one entry per stage"):
         scatter_stages([pts], titles=["a", "b"])
+
+
+def test_density_1d_draws_one_curve_per_batch_member_and_a_histogram(tf):
+    import tensorflow_probability as tfp
+
+    from tfpcourse.plot import density_1d
+
+    tfd = tfp.distributions
+    samples = np.random.default_rng(0).normal(size=500)
+    fig = density_1d({"N": tfd.Normal(0.0, 1.0), "pair": tfd.Normal([0.0, 1.0], [1.0, 0.5])},
+                     (-4.0, 4.0), samples=samples, title="t")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["N", "pair [0]", "pair [1]"]
+    peak = max(ax.lines[2].get_ydata())
+    assert peak == pytest.approx(1 / (0.5 * np.sqrt(2 * np.pi)), rel=1e-3)  # N(1, 0.5) at its mode
+    assert ax.patches and ax.get_xlabel() == "x" and ax.get_ylabel() == "density"
+    plt.close(fig)
+
+
+def test_density_1d_accepts_a_callable_and_checks_the_range():
+    from tfpcourse.plot import density_1d
+
+    fig = density_1d(lambda x: -0.5 * x**2 - 0.5 * np.log(2 * np.pi), (-1.0, 1.0))
+    assert fig.axes[0].lines[0].get_ydata()[200] == pytest.approx(0.3989, abs=1e-3)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="x_range must be"):
+        density_1d(lambda x: x, (1.0, -1.0))
+    with pytest.raises(TypeError, match="density must be a distribution"):
+        density_1d(3.0, (0.0, 1.0))
+
+
+def test_density_2d_shows_the_density_on_a_grid_with_samples(tf):
+    import tensorflow_probability as tfp
+
+    from tfpcourse.plot import density_2d
+
+    mvn = tfp.distributions.MultivariateNormalDiag([0.0, 0.0], [1.0, 1.0])
+    pts = np.zeros((10, 2))
+    fig = density_2d(mvn, (-3.0, 3.0), (-3.0, 3.0), samples=pts, grid=41)
+    ax = fig.axes[0]
+    values = ax.collections[0].get_array()
+    assert values.max() == pytest.approx(1 / (2 * np.pi), rel=1e-3)  # the peak at the origin
+    assert len(ax.collections) == 2  # the heat map and the sample dots
+    assert ax.get_xlabel() == "$x_1$" and len(fig.axes) == 2  # with a colour bar
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"samples must have shape \(n, 2\)"):
+        density_2d(mvn, (-1.0, 1.0), (-1.0, 1.0), samples=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="ylim must be"):
+        density_2d(mvn, (-1.0, 1.0), (1.0, 1.0))
