@@ -31,8 +31,8 @@
 # 4. Linear maps in 2-D, and the batch and event shapes of transformed distributions.
 # 5. How to write your own bijector, find the bugs in a flawed one, and check any bijector
 #    with `tfpcourse.bijectors.check_bijector`.
-# 6. How to train a bijector by maximum likelihood, and what a monotone map of a one-bump
-#    distribution can and cannot represent.
+# 6. How to train a bijector by maximum likelihood, and what a two-parameter bijector can and
+#    cannot represent.
 #
 # **Prerequisites:** chapter 02 (distributions, sample/batch/event shapes).
 
@@ -239,14 +239,50 @@ x3 = tf.constant([0.0, 1.0, 2.0])
 print("Chain([Shift(1), Scale(2)])(x):", affine.forward(x3).numpy(), " = 2x + 1")
 print("Shift(1)(Scale(2))(x)        :", also_affine.forward(x3).numpy())
 print("Chain([Scale(2), Shift(1)])(x):", other_order.forward(x3).numpy(), " = 2(x + 1)")
-print("round trip inverse(forward(x)):", affine.inverse(affine.forward(x3)).numpy())
+y3 = tf.constant(affine.forward(x3).numpy())  # a fresh tensor: see the next cell for why
+print("round trip inverse(forward(x)):", affine.inverse(y3).numpy())
+
+# %% [markdown]
+# ### A cache to know about
+#
+# TFP bijectors remember each pair they compute: `inverse` of the *very tensor* that `forward`
+# just returned gives back the stored input without running the inverse at all. That makes
+# sampling followed by `log_prob` cheap, but it also means `b.inverse(b.forward(x))` proves
+# nothing about `_inverse`. A bijector whose inverse is deliberately wrong shows it:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+class WrongInverse(tfb.Bijector):
+    def __init__(self):
+        super().__init__(forward_min_event_ndims=0, name="wrong_inverse")
+
+    def _forward(self, x):
+        return x + 1.0
+
+    def _inverse(self, y):
+        return y + 99.0  # wrong on purpose: should be y - 1
+
+    def _forward_log_det_jacobian(self, x):
+        return tf.zeros_like(x)
+
+
+wrong = WrongInverse()
+x_pair = tf.constant([1.0, 2.0])
+y_pair = wrong.forward(x_pair)
+print("inverse of the same tensor (cached):", wrong.inverse(y_pair).numpy())
+print("inverse of a fresh copy            :", wrong.inverse(tf.constant(y_pair.numpy())).numpy())
+
+# %% [markdown]
+# Tests of an inverse must therefore use a fresh copy of $y$, as we did above;
+# `check_bijector` does so for every check.
 
 # %% [markdown]
 # ### `event_ndims`: how many dimensions make one event
 #
-# `Scale(2)` acts on each number separately; its log-det per number is $\log 2$. Asked for the
-# log-det of a *vector* event (`event_ndims=1`), it adds up the log-dets of the vector's
-# entries, because the Jacobian of an element-wise map is diagonal. The forward and inverse
+# `Scale(2)` acts on each number separately; its log-det per number is $\log 2$ (the `Shift`
+# in our `affine` chain adds 0: it does not stretch space). Asked for the log-det of a
+# *vector* event (`event_ndims=1`), a bijector adds up the log-dets of the vector's entries,
+# because the Jacobian of an element-wise map is diagonal. The forward and inverse
 # log-dets are each other's negatives:
 
 # %%
@@ -338,7 +374,8 @@ plt.show()
 
 # %% [markdown]
 # *Figure 2.* The same 1,000 standard Normal points (top left) after each linear map. A
-# diagonal matrix stretches along the axes (the $-0.5$ also flips $x_2$); triangular and full
+# diagonal matrix stretches along the axes (its $-0.5$ also flips $x_2$, which a symmetric cloud
+# hides); triangular and full
 # matrices shear and rotate the cloud into a tilted ellipse. The two diagonal panels are
 # identical: the bijectors describe the same matrix.
 #
@@ -385,12 +422,23 @@ print("same log_prob as MultivariateNormalDiag([0, 0]):", True)
 #   $F(x) = \exp(-e^{-(x - \mu)/\beta})$, a bijector from the real line to $(0, 1)$. By
 #   section 1's argument, its inverse applied to uniform numbers gives Gumbel samples.
 # * `Softfloor(temperature)`: a smooth, strictly increasing approximation of the floor
-#   function $\lfloor x \rfloor$, which gets sharper as the temperature goes to 0.
+#   function $\lfloor x \rfloor$, which gets sharper as the temperature goes to 0 (it
+#   converges to the floor except at the integers, where it takes the midpoint of the step).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 log_bij = tfb.Invert(tfb.Exp())
 print("Invert(Exp).forward(e^2) =", float(log_bij.forward(np.exp(2.0).astype(np.float32))))
+back_to_normal = tfd.TransformedDistribution(tfd.LogNormal(0.3, 0.6), log_bij)
+zs_n = tf.constant([-1.0, 0.3, 1.5])
+np.testing.assert_allclose(back_to_normal.log_prob(zs_n), tfd.Normal(0.3, 0.6).log_prob(zs_n),
+                           rtol=1e-5)
+print("LogNormal(0.3, 0.6) through Invert(Exp) = Normal(0.3, 0.6):", True)
+x_g = tf.constant([-1.0, 1.0, 4.0])
+gumbel_cdf_formula = np.exp(-np.exp(-(x_g.numpy() - 1.0) / 2.0))
+np.testing.assert_allclose(tfb.GumbelCDF(loc=1.0, scale=2.0).forward(x_g), gumbel_cdf_formula,
+                           rtol=1e-6)
+print("GumbelCDF(1, 2) matches exp(-exp(-(x - 1) / 2)):", True)
 gumbel_via_uniform = tfd.TransformedDistribution(tfd.Uniform(0.0, 1.0),
                                                  tfb.Invert(tfb.GumbelCDF(loc=1.0, scale=2.0)))
 gumbel = tfd.Gumbel(loc=1.0, scale=2.0)
@@ -431,10 +479,11 @@ plt.show()
 # ### A library bijector that fails the check
 #
 # Run the checker on `Softfloor` and something unexpected happens: the forward map and its
-# log-det agree with automatic differentiation, but `inverse(forward(x))` does not return $x$,
-# and not by a rounding error. We check in float64 to rule out precision, and compute a
-# second, independent inverse by bisection (the forward map is strictly increasing, so the
-# root of $f(x) = y$ in an interval is unique):
+# log-det agree with automatic differentiation, but the inverse of a fresh copy of
+# `forward(x)` does not return $x$, and not by a rounding error. (Because of the cache, the
+# literal `inverse(forward(x))` would hide this.) We check in float64 to rule out precision,
+# and compute a second, independent inverse by bisection (the forward map is strictly
+# increasing, so the root of $f(x) = y$ in an interval is unique):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -454,14 +503,27 @@ for temperature in (0.5, 0.1):
 
 # %% [markdown]
 # The bisection recovers every $x$ to machine precision, so the forward map is a fine
-# bijection and `Softfloor.inverse` in TFP 0.25 is simply inaccurate: off by up to a few
-# hundredths, more at lower temperatures. Sampling through `Softfloor` uses only the forward
-# map and is unaffected; `log_prob` of a distribution transformed by it evaluates the inverse
-# and is wrong by the same token. This is exactly the kind of error a bijector checker exists
-# to catch, and why this course checks every bijector it uses, including the library's. (This
-# cell's stored output records the behaviour; if a future TFP release fixes the inverse, the
-# regression test of this notebook will flag the change, and this paragraph should be
-# updated.)
+# bijection, and `Softfloor.inverse` in TFP 0.25 computes the wrong function: its error is a
+# smooth curve that repeats with period 1, not noise. How large it is depends on the
+# temperature, and not monotonically; on a fine grid:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+fine = np.linspace(-3.0, 3.0, 6001)
+for temperature in (2.0, 1.0, 0.5, 0.2, 0.1, 0.05):
+    sf = tfb.Softfloor(tf.constant(temperature, tf.float64))
+    err = np.abs(sf.inverse(tf.constant(sf.forward(fine).numpy())).numpy() - fine).max()
+    print(f"temperature {temperature:4}: largest |inverse(forward(x)) - x| = {err:.3f}")
+
+# %% [markdown]
+# The inverse log-det inherits the error (the failed "fldj + ildj" line above). Sampling
+# through `Softfloor` uses only the forward map and is unaffected; `log_prob` of a
+# distribution transformed by it evaluates the inverse for new points and is wrong by the same
+# token (for the distribution's own samples, the cache hides it). This is exactly the kind of
+# error a bijector checker exists to catch, and why this course checks every bijector it uses,
+# including the library's. (The stored outputs record this behaviour; if a future TFP release
+# fixes the inverse, the regression test of this notebook will flag the change, and this
+# paragraph should be updated.)
 
 # %% [markdown]
 # ## 6. Writing your own bijector
@@ -522,8 +584,7 @@ for a, b in [(1.0, -1.0), (-2.0, 0.4)]:
 # its forward pass ends with `tf.squeeze(...)`; it validates its parameters with Python
 # `assert` statements in `__init__`; and it insists that *both* $a$ and $b$ are non-zero.
 # Each is a bug. The checker finds the first: squeezing removes axes of length 1, so a column
-# of points comes back with a different shape than it went in, and the log-det no longer
-# lines up with the points:
+# of points comes back with a different shape than it went in:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -536,11 +597,13 @@ column = np.linspace(-2.0, 2.0, 5).reshape(5, 1)  # five points, as a column
 print(check_bijector(SqueezedCubic(1.0, -1.0), column))
 
 # %% [markdown]
-# The second bug shows up as soon as the bijector is used inside `tf.function` (as every
-# training step is): a Python `assert` needs a Python `bool`, and a symbolic tensor in a graph
-# has no value yet. Even eagerly, an `assert` in `__init__` checks the parameters once, and
-# never again after training has changed them. TensorFlow's own assertions
-# (`tf.debugging.assert_*` in `_parameter_control_dependencies`, as above) run every time.
+# The second bug: an `assert` in `__init__` checks the parameters once, when the bijector is
+# built, and never again after training has changed them. And if the bijector is ever built
+# inside a `tf.function` (say, in a training step that constructs the model), the `assert`
+# fails outright: it needs a Python `bool`, and a symbolic tensor in a graph has no value
+# yet. The cell below shows that second failure with the same kind of `assert`.
+# TensorFlow's own assertions (`tf.debugging.assert_*` in `_parameter_control_dependencies`,
+# as in our class) run every time the parameters are used, in either mode.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -571,7 +634,8 @@ except tf.errors.InvalidArgumentError as err:
 # %%
 # NBVAL_CHECK_OUTPUT
 check = check_bijector(Cubic(1.0, 0.0), np.array([-1.0, 0.0, 1.0]))
-print(f"non-finite values at x = -b/a: {check.nonfinite}; passed: {check.passed}")
+print(f"non-finite values at x = -b/a (the log-det and the autodiff derivative): "
+      f"{check.nonfinite}; passed: {check.passed}")
 
 # %% [markdown]
 # ## 7. Training a bijector by maximum likelihood
@@ -585,8 +649,9 @@ print(f"non-finite values at x = -b/a: {check.nonfinite}; passed: {check.passed}
 # $$ \log p(x) = \log \mathcal{N}\big(f(x); 0, 1\big) + \log 3|a| + 2\log|ax + b|. $$
 #
 # The best possible average negative log-likelihood is the *entropy* of the data
-# distribution, $H = -\int p^\star \log p^\star$; any model's NLL exceeds it by exactly its KL
-# divergence from the truth. We compute $H$ by numerical integration on a fine grid, in
+# distribution, $H = -\int p^\star \log p^\star$: any model's *expected* NLL (its cross-entropy
+# with the truth) exceeds it by exactly its KL divergence from the truth. On a finite sample
+# the average NLL fluctuates around that. We compute $H$ by numerical integration on a fine grid, in
 # float64.
 
 # %%
@@ -665,8 +730,14 @@ test_nll = mean_nll(model, x_test)
 print(f"{history.epochs} epochs, {history.steps} steps in {history.seconds:.1f} s "
       f"(step traced {history.traces} time)")
 print(f"learned a = {float(a_var):.4f}, b = {float(b_var):.4f}")
-print(f"NLL: train {history.train_nll[-1]:.4f}, valid {min(history.valid_nll):.4f}, "
-      f"test {test_nll:.4f} nats; entropy {entropy:.4f}")
+print(f"NLL (best epoch's variables): train {mean_nll(model, x_train):.4f}, "
+      f"valid {min(history.valid_nll):.4f}, test {test_nll:.4f} nats; entropy {entropy:.4f}")
+x_few = np.array([-1.0, 0.3, 2.5], np.float32)
+u_few = float(a_var) * x_few + float(b_var)
+formula = (tfd.Normal(0.0, 1.0).log_prob(u_few**3).numpy() + np.log(3 * abs(float(a_var)))
+           + 2 * np.log(np.abs(u_few)))
+np.testing.assert_allclose(model.log_prob(x_few), formula, rtol=1e-4)
+print("model.log_prob matches the formula above at x = -1, 0.3, 2.5:", True)
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -686,46 +757,58 @@ plt.show()
 
 # %% [markdown]
 # *Figure 4.* Left: training and validation NLL per epoch. Both drop within the first two
-# epochs and then stay flat, about 0.04 nats above the dashed entropy line: the model has
+# epochs and then stay flat, about 0.045 nats above the dashed entropy line: the model has
 # reached the best it can do. Right: the learned density over the true mixture and a
 # histogram of the training data. The model finds both bumps, but its two lobes peak at the
-# same height, too low for the heavier left bump, and its density falls to exactly zero
-# between them.
+# same height and are wider and lower than both true bumps (most visibly the heavier left
+# one), and its density falls to exactly zero between them.
 #
-# ### What a monotone map of one bump can represent
+# ### What this two-parameter bijector can represent
 #
-# Why can a strictly increasing map of a one-humped Normal make *two* bumps at all? Because
+# In principle a monotone map of a Normal can produce *any* continuous 1-D distribution:
+# section 1's argument gives $x = F^{-1}(\Phi(z))$. The inverted cubic is a particular map
+# with two parameters, and that is what limits it. Why can it make two bumps at all? Because
 # the density is $\mathcal{N}(f(x))\,|f'(x)|$, and $f'$ vanishes at $x_0 = -b/a$: the model's
 # density is exactly zero there, splitting its mass in two. But how much mass goes to each
-# side is *not* free: $x < x_0$ exactly when the base value $f(x)$ is negative, which has
-# probability $1/2$. The model must put half its mass on each side of $x_0$, whatever its
-# parameters, while the truth has $0.55$ on the left.
+# side is *not* free: for $a > 0$, $x < x_0$ exactly when the base value $f(x)$ is negative,
+# which has probability $1/2$ (for $a < 0$ the sides swap, still $1/2$ each). The model must
+# put half its mass on each side of $x_0$, whatever its parameters.
 #
-# That costs at least a fixed amount. The KL divergence cannot increase when we only look at
-# which side of $x_0$ a point falls (the *data-processing inequality*), so
-# $\text{KL}(p^\star \,\|\, p_\theta) \ge 0.55 \log\frac{0.55}{0.5} + 0.45\log\frac{0.45}{0.5}$
-# when the true mass left of $x_0$ is $0.55$ (about right here, since $x_0$ lies between the
-# bumps):
+# The truth has about $0.55$ of its mass left of the learned $x_0$ (which lies between the
+# bumps), and the split costs at least a computable amount. The KL divergence cannot increase
+# when we only look at which side of $x_0$ a point falls (the *data-processing inequality*),
+# so with $w$ the true mass left of $x_0$,
+# $\text{KL}(p^\star \,\|\, p_\theta) \ge w \log\frac{w}{0.5} + (1-w)\log\frac{1-w}{0.5}$.
+# (The bound depends on where $x_0$ is; it is zero if $x_0$ sits at the true median, but then
+# the zero-density point falls inside the left bump.) We also check the model's mass left of
+# $x_0$ by integrating its density, and the claimed $(x - x_0)^2$ behaviour near $x_0$:
 
 # %%
 x0_learned = -float(b_var) / float(a_var)
 d = np.array([0.3, 1.0, 2.0], np.float32)
 mirror_gap = np.abs(model.prob(x0_learned + d) - model.prob(x0_learned - d)).max()
 left_true = float(truth.cdf(x0_learned))
-left_model = float(tfd.Normal(0.0, 1.0).cdf(Cubic(a_var, b_var).forward(x0_learned)))
+p_model_grid = model.prob(grid.astype(np.float32)).numpy().astype(np.float64)
+left_model = float(np.sum(p_model_grid[grid < x0_learned]) * dx)  # by integration
+small = np.array([1e-2, 3e-3], np.float32)
+near_ratio = model.prob(x0_learned + small).numpy() / small**2
+near_theory = 3 * float(a_var) ** 3 / np.sqrt(2 * np.pi)  # 3 a^3 phi(0) from the formula
 bound = left_true * np.log(left_true / 0.5) + (1 - left_true) * np.log((1 - left_true) / 0.5)
-p_model = model.prob(grid.astype(np.float32)).numpy().astype(np.float64)
+p_model = p_model_grid
 mask = p_true > 1e-300
 log_ratio = np.log(p_true[mask]) - np.log(np.maximum(p_model[mask], 1e-300))
 kl_grid = np.sum(p_true[mask] * log_ratio) * dx
 print(f"zero-density point x0 = -b/a = {x0_learned:.4f}")
-print(f"mass left of x0: truth {left_true:.4f}, model {left_model:.4f}")
+print(f"mass left of x0: truth {left_true:.4f}, model {left_model:.4f} (integrated)")
+print(f"density / (x - x0)^2 just right of x0: {np.round(near_ratio, 4)}; "
+      f"3 a^3 phi(0) = {near_theory:.4f}")
 print(f"KL lower bound from the 50/50 split: {bound:.5f} nats")
 print(f"KL(truth || model) by integration:   {kl_grid:.5f} nats")
 log_ratio_test = (gaussian_mixture(tf.float64).log_prob(x_test.astype(np.float64)).numpy()
                   - model.log_prob(x_test).numpy())
 kl_mc, kl_se = log_ratio_test.mean(), log_ratio_test.std() / np.sqrt(len(x_test))
 print(f"KL by Monte Carlo on the test points: {kl_mc:.5f} +- {kl_se:.5f} (standard error)")
+print(f"test NLL - entropy:                   {test_nll - entropy:.5f} nats (a noisier estimate)")
 print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror images)")
 
 # %% [markdown]
@@ -751,8 +834,9 @@ print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror i
 #   batches of distributions.
 # * A custom bijector needs `_forward`, `_inverse` and `_forward_log_det_jacobian`; check it
 #   with `check_bijector` (round trip, log-det against autodiff, consistency, shapes).
-# * Trained by maximum likelihood, an inverted cubic fits two bumps, but a single monotone map
-#   of a Normal keeps a 50/50 split around its zero-density point: a KL gap we computed.
+# * Trained by maximum likelihood, an inverted cubic fits two bumps, but this two-parameter
+#   map keeps a 50/50 split around its zero-density point and mirror-image lobes: a KL gap
+#   we computed and bounded.
 
 # %% [markdown]
 # ## Exercises
@@ -806,9 +890,9 @@ print(check_bijector(Sinh(), np.linspace(-3.0, 3.0, 50)).passed)
 
 # %% [markdown]
 # **4 (think). Which weights can it learn?** Using the argument of section 7, compute the
-# smallest possible KL divergence between an inverted-cubic model and mixtures whose left
-# weight is 0.5, 0.55, 0.7 and 0.9 (the bound from the 50/50 split). Which mixtures can this
-# model never fit well?
+# lower bound on the KL divergence between an inverted-cubic model and mixtures whose left
+# weight is 0.5, 0.55, 0.7 and 0.9, for a zero-density point between the bumps (so that the
+# true mass left of it is the left weight). Which mixtures can this model never fit well?
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
