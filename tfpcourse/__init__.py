@@ -12,6 +12,7 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``distributions``  shape reports and Monte Carlo KL estimates
 ``bijectors``  a checker for any bijector (round trip, log-det against autodiff, shapes)
 ``training``   a compiled maximum-likelihood fitting loop with early stopping
+``flows``      MAF, IAF and RealNVP builders in a container that keeps variables tracked
 ``plot``       image grids and 1-D / 2-D density pictures
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks
