@@ -26,16 +26,27 @@ import pytest
 
 from tfpcourse import data
 
-# CI clones the repository with the shared folder beside it: <parent>/main and <parent>/shared.
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR_ENV = "TFPCOURSE_DATA_DIR"
+MIRROR_ENV = "TFPCOURSE_DATA_MIRROR"
+
+
+def _configured_mirror() -> Path:
+    """The mirror folder the real-file tests use: TFPCOURSE_DATA_MIRROR when it names a folder
+    (read once, at import, before the fixtures below clear it for each test), else the shared
+    folder beside the repository, where CI puts it (<parent>/main and <parent>/shared)."""
+    configured = os.environ.get(MIRROR_ENV, "").strip()
+    if configured and "://" not in configured and Path(configured).expanduser().is_dir():
+        return Path(configured).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+MIRROR = _configured_mirror()
 REPO = Path(__file__).resolve().parents[1]
 
 # The discard port on the loopback interface: nothing listens, so a connection is refused at
 # once, without DNS and without touching the internet.
 UNREACHABLE = "http://127.0.0.1:9/"
 
-DATA_DIR_ENV = "TFPCOURSE_DATA_DIR"
-MIRROR_ENV = "TFPCOURSE_DATA_MIRROR"
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -57,8 +68,9 @@ def require_mirror(name: str | None = None, *keys: str) -> Path:
     """Skip unless the shared mirror (and, if named, these files of a dataset) is present."""
     if not MIRROR.is_dir():
         pytest.skip(
-            f"the shared data mirror {MIRROR} is missing; the real-file tests need it "
-            "(CI checks out shared/data beside the repository)"
+            f"no data mirror folder: {MIRROR} is missing. The real-file tests need one: set "
+            "TFPCOURSE_DATA_MIRROR to a folder holding <dataset>/<file> (CI uses the shared "
+            "data beside the repository)"
         )
     for key in keys:
         path = MIRROR / name / data.DATASETS[name].files[key].filename
