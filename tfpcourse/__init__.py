@@ -13,7 +13,9 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``bijectors``  a checker for any bijector (round trip, log-det against autodiff, shapes)
 ``training``   a compiled maximum-likelihood fitting loop with early stopping
 ``flows``      MAF, IAF and RealNVP builders in a container that keeps variables tracked
-``plot``       image grids and 1-D / 2-D density pictures
+``vae``        VAE encoders, decoders, priors, losses (ELBO, IWAE, MMD) and a compiled,
+               checkpointed training loop
+``plot``       image grids, 1-D / 2-D densities, latent spaces and training curves
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks
 ``notebooks``  pairing, execution and nbval bookkeeping for the course's notebooks

@@ -15,7 +15,16 @@ from tfpcourse._validate import check_int
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["density_1d", "density_2d", "image_grid", "scatter_stages"]
+__all__ = [
+    "density_1d",
+    "density_2d",
+    "image_grid",
+    "interpolation",
+    "latent_grid",
+    "latent_scatter",
+    "scatter_stages",
+    "training_curves",
+]
 
 
 def image_grid(
@@ -268,5 +277,192 @@ def scatter_stages(
             ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def latent_scatter(
+    codes: np.ndarray,
+    labels: Sequence[int] | np.ndarray | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    ax: Any = None,
+    title: str | None = None,
+    size: float = 2.0,
+    limits: tuple[float, float] | None = None,
+) -> Figure:
+    """Scatter 2-D latent codes, coloured by class label (one colour and legend entry each).
+
+    ``codes`` has shape ``(n, 2)`` (e.g. posterior means of a test set). ``limits`` sets the
+    same range on both axes (e.g. to compare two models); the default fits the codes.
+    """
+    import matplotlib.pyplot as plt
+
+    codes = np.asarray(codes, dtype=float)
+    if codes.ndim != 2 or codes.shape[1] != 2 or codes.shape[0] == 0:
+        raise ValueError(f"codes must have shape (n, 2) with n >= 1, got {codes.shape}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (codes.shape[0],):
+            raise ValueError(
+                f"labels must have shape ({codes.shape[0]},) to match codes, got {labels.shape}"
+            )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    else:
+        fig = ax.figure
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=size, alpha=0.6, linewidths=0)
+    else:
+        cmap = plt.get_cmap("tab10")
+        for i, label in enumerate(np.unique(labels)):
+            pick = labels == label
+            name = class_names[int(label)] if class_names is not None else str(label)
+            ax.scatter(codes[pick, 0], codes[pick, 1], s=size, alpha=0.6, linewidths=0,
+                       color=cmap(i % 10), label=name)
+        ax.legend(markerscale=4 / max(size, 0.5), fontsize=7, loc="center left",
+                  bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if limits is not None:
+        ax.set_xlim(*limits)
+        ax.set_ylim(*limits)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_aspect("equal", adjustable="datalim" if limits is None else "box")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def latent_grid(
+    decode: Callable[[np.ndarray], Any],
+    *,
+    limits: tuple[float, float] = (-2.0, 2.0),
+    n: int = 15,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "gray_r",
+) -> Figure:
+    """Decode an ``n x n`` grid of points of a 2-D latent space and tile the images.
+
+    ``decode`` maps an array ``(m, 2)`` of latent points to images ``(m, h, w)`` or
+    ``(m, h, w, 1)`` in [0, 1]. The axes are labelled with the latent coordinates, ``z_1`` to
+    the right and ``z_2`` upwards, so the tiles line up with a :func:`latent_scatter`.
+    """
+    import matplotlib.pyplot as plt
+
+    n = check_int("n", n, minimum=2)
+    lo, hi = (float(v) for v in limits)
+    if not hi > lo:
+        raise ValueError(f"limits must be (low, high) with low < high, got {limits}")
+    values = np.linspace(lo, hi, n)
+    z1, z2 = np.meshgrid(values, values[::-1])  # top row = largest z_2
+    points = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
+    images = np.asarray(decode(points))
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.shape[0] != n * n:
+        raise ValueError(
+            f"decode must return {n * n} images of shape (h, w) or (h, w, 1), got "
+            f"{images.shape}"
+        )
+    h, w = images.shape[1:]
+    canvas = images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 5.0))
+    else:
+        fig = ax.figure
+    step = (hi - lo) / (n - 1)
+    ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
+              extent=(lo - step / 2, hi + step / 2, lo - step / 2, hi + step / 2))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def interpolation(
+    rows: Mapping[str, np.ndarray] | np.ndarray,
+    *,
+    title: str | None = None,
+    size: float = 0.9,
+    cmap: str = "gray_r",
+) -> Figure:
+    """Show one or more morphs as rows of images, each row labelled by its name.
+
+    ``rows`` maps a row label to images ``(steps, h, w)`` or ``(steps, h, w, 1)``; a bare array
+    is one unlabelled row. All rows must have the same number of steps.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(rows, Mapping):
+        rows = {"": rows}
+    if not rows:
+        raise ValueError("rows must hold at least one row of images")
+    arrays = {}
+    for name, images in rows.items():
+        images = np.asarray(images)
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        if images.ndim != 3 or images.shape[0] < 2:
+            raise ValueError(
+                f"row {name!r} must have shape (steps, h, w) with steps >= 2, got {images.shape}"
+            )
+        arrays[name] = images
+    steps = {a.shape[0] for a in arrays.values()}
+    if len(steps) != 1:
+        raise ValueError(f"all rows must have the same number of steps, got {sorted(steps)}")
+    n = steps.pop()
+    fig, axes = plt.subplots(len(arrays), n, figsize=(size * n + 1.2, size * len(arrays) + 0.5),
+                             squeeze=False)
+    for r, (name, images) in enumerate(arrays.items()):
+        vmax = 255 if images.dtype == np.uint8 else 1.0
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c], cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and name:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+            if r == len(arrays) - 1:
+                ax.set_xlabel(f"t={c / (n - 1):.2g}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(
+    curves: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str = "epoch",
+    ylabel: str = "loss (nats per image)",
+    ax: Any = None,
+    title: str | None = None,
+    start: int = 1,
+) -> Figure:
+    """Plot named curves over epochs (e.g. train and test negative ELBO), labelled."""
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise ValueError("curves must hold at least one named curve")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    else:
+        fig = ax.figure
+    for name, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"curve {name!r} must be a non-empty sequence, got {values.shape}")
+        x = np.arange(start, start + values.size)
+        ax.plot(x, values, marker="o" if values.size < 30 else None, markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
