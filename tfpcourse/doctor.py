@@ -1,0 +1,237 @@
+"""``tfpcourse doctor``: the first command a student runs. It checks the environment and says,
+in plain words, what to fix.
+
+Checks, in order (each ends ``ok``, ``warn`` or ``FAIL`` with a fix):
+
+1. Python version (the course is tested on 3.11);
+2. the installed versions of TensorFlow, TensorFlow Probability, tf-keras and Keras against
+   the course's tested versions (tf-keras must match TensorFlow's minor version: TFP refuses
+   to import without it);
+3. that TensorFlow and TFP import, and which devices TensorFlow sees (CPU, GPUs);
+4. the data: the cache folder is writable, and which dataset files are cached, in the mirror
+   (``TFPCOURSE_DATA_MIRROR``) or still to download;
+5. a Jupyter kernel named ``python3`` that runs this Python (otherwise notebooks may start in
+   another environment without the course installed).
+
+A ``FAIL`` makes the command exit with status 1; warnings do not.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TESTED", "Finding", "diagnose", "report"]
+
+TESTED = {
+    "python": (3, 11),
+    "tensorflow": "2.21",
+    "tensorflow-probability": "0.25",
+    "tf-keras": "2.21",
+    "keras": "3",
+}
+"""The versions the course is tested with (major.minor; Keras: major)."""
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the doctor's report: what was checked, the verdict, and what to do."""
+
+    topic: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        line = f"[{self.status:>4}] {self.topic}: {self.detail}"
+        if self.fix and self.status != OK:
+            line += f"\n       -> {self.fix}"
+        return line
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def check_python(version: tuple[int, ...] | None = None) -> Finding:
+    """Python 3.11 is tested; 3.10 and 3.12 usually work; others get a FAIL."""
+    v = tuple(sys.version_info[:3]) if version is None else tuple(version)
+    text = ".".join(map(str, v))
+    if v[:2] == TESTED["python"]:
+        return Finding("Python", OK, f"{text} (tested)")
+    if v[:2] in ((3, 10), (3, 12)):
+        return Finding("Python", WARN, f"{text}; the course is tested on 3.11",
+                       "it should work; if a notebook fails, try Python 3.11")
+    return Finding("Python", FAIL, f"{text} is not supported",
+                   "install Python 3.11 and recreate the environment (make, or conda env "
+                   "create -f environment.yml)")
+
+
+def check_packages(version_of: Callable[[str], str | None] = _version) -> list[Finding]:
+    """Compare installed versions of the core stack with :data:`TESTED`."""
+    findings = []
+    fix_all = "reinstall the course: pip install -e . (or make / conda env create)"
+    tf_version = version_of("tensorflow")
+    for dist in ("tensorflow", "tensorflow-probability", "tf-keras", "keras"):
+        installed = version_of(dist)
+        want = TESTED[dist]
+        if installed is None:
+            findings.append(Finding(dist, FAIL, "not installed", fix_all))
+            continue
+        tested = installed.startswith(want + ".") or installed == want
+        if dist == "tf-keras" and tf_version and _minor(installed) != _minor(tf_version):
+            findings.append(Finding(
+                dist, FAIL,
+                f"{installed} does not match tensorflow {tf_version}",
+                f"pip install 'tf-keras~={_minor(tf_version)}.0' (TFP needs the tf-keras that "
+                f"matches TensorFlow)",
+            ))
+        elif tested:
+            findings.append(Finding(dist, OK, f"{installed} (tested)"))
+        else:
+            findings.append(Finding(
+                dist, WARN, f"{installed}; the course is tested with {want}.x",
+                f"results may differ slightly from the stored outputs; {fix_all}",
+            ))
+    return findings
+
+
+def check_tensorflow() -> list[Finding]:
+    """Import TensorFlow and TFP (quietly) and list the devices."""
+    try:
+        from tfpcourse import device
+
+        with device.quiet_stderr():
+            import tensorflow as tf
+            import tensorflow_probability as tfp  # noqa: F401 - the import is the check
+            gpus = tf.config.list_physical_devices("GPU")
+            cpus = tf.config.list_physical_devices("CPU")
+    except Exception as error:  # any import failure is the finding
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return [Finding("TensorFlow import", FAIL, f"{type(error).__name__}: {first}",
+                        "reinstall the course's dependencies (pip install -e .); if the error "
+                        "mentions tf_keras, install tf-keras matching your TensorFlow")]
+    found = [Finding("TensorFlow import", OK, "tensorflow and tensorflow_probability import")]
+    if gpus:
+        found.append(Finding("devices", OK, f"{len(cpus)} CPU, {len(gpus)} GPU(s): "
+                                            + ", ".join(g.name for g in gpus)))
+    else:
+        found.append(Finding(
+            "devices", OK,
+            f"{len(cpus)} CPU device, no GPU ({os.cpu_count()} cores): every chapter runs on "
+            f"the CPU",
+        ))
+    return found
+
+
+def check_data() -> list[Finding]:
+    """The cache folder is writable; which files are cached, mirrored or missing."""
+    from tfpcourse import data
+    from tfpcourse.config import get_config
+
+    findings = []
+    folder = data.cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+        findings.append(Finding("data cache", OK, f"{folder} is writable"))
+    except OSError as error:
+        findings.append(Finding(
+            "data cache", FAIL, f"cannot write to {folder} ({error.strerror or error})",
+            "set TFPCOURSE_DATA_DIR to a folder you can write to",
+        ))
+    mirror = get_config().data_mirror
+    if mirror:
+        exists = "://" in mirror or Path(mirror).expanduser().is_dir()
+        findings.append(Finding(
+            "data mirror", OK if exists else FAIL, f"TFPCOURSE_DATA_MIRROR={mirror}",
+            "" if exists else "the mirror folder does not exist: fix the path or unset it",
+        ))
+    for name in data.DATASETS:
+        rows = data.cache_status([name])
+        states = [r.state for r in rows]
+        if all(s == "ok" for s in states):
+            findings.append(Finding(f"dataset {name}", OK, f"all {len(rows)} files cached"))
+            continue
+        corrupt = sum(s == "corrupt" for s in states)
+        missing = len(rows) - corrupt - sum(s == "ok" for s in states)
+        in_mirror = sum(bool(r.in_mirror) for r in rows if r.state != "ok")
+        detail = f"{missing} missing, {corrupt} damaged of {len(rows)} files"
+        if in_mirror:
+            detail += f" ({in_mirror} available in the mirror)"
+        optional = name == "kmnist"
+        findings.append(Finding(
+            f"dataset {name}", WARN if optional or in_mirror or not corrupt else FAIL, detail,
+            f"run: tfpcourse data download {name}"
+            + (" (optional: one exercise uses it)" if optional else ""),
+        ))
+    return findings
+
+
+def check_kernel() -> Finding:
+    """A ``python3`` Jupyter kernel that starts this interpreter."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    except ImportError:
+        return Finding("Jupyter kernel", WARN, "Jupyter is not installed",
+                       "pip install -e '.[notebooks]' to run the notebooks in JupyterLab")
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        return Finding("Jupyter kernel", FAIL, "no 'python3' kernel found",
+                       f"{sys.executable} -m ipykernel install --user")
+    exe = spec.argv[0] if spec.argv else ""
+    same = exe in ("python", "python3", "{python}") or _same_file(exe, sys.executable)
+    if same:
+        return Finding("Jupyter kernel", OK, f"'python3' runs {sys.executable}")
+    return Finding(
+        "Jupyter kernel", WARN, f"'python3' runs {exe}, not this Python ({sys.executable})",
+        f"start JupyterLab from this environment, or: {sys.executable} -m ipykernel install "
+        f"--user --name tfpcourse, then pick the 'tfpcourse' kernel",
+    )
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def diagnose(*, tensorflow: bool = True) -> list[Finding]:
+    """Run every check; ``tensorflow=False`` skips importing TensorFlow (fast)."""
+    findings = [check_python(), *check_packages()]
+    if tensorflow:
+        findings += check_tensorflow()
+    findings += check_data()
+    findings.append(check_kernel())
+    return findings
+
+
+def report(findings: list[Finding]) -> tuple[str, int]:
+    """The printed report and the exit status (1 if anything FAILed)."""
+    lines = [str(f) for f in findings]
+    fails = sum(f.status == FAIL for f in findings)
+    warns = sum(f.status == WARN for f in findings)
+    if fails:
+        lines.append(f"\n{fails} problem(s) to fix before the course will run (see -> lines).")
+    elif warns:
+        lines.append(f"\nReady, with {warns} note(s) above.")
+    else:
+        lines.append("\nEverything is ready. Start with: jupyter lab notebooks/")
+    return "\n".join(lines), 1 if fails else 0
