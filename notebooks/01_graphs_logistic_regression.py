@@ -583,7 +583,7 @@ for label, (xs, ys) in [("1,000 rows", (x_tf, y_tf)), ("100,000 rows", (x_big, y
 # %% [markdown]
 # ## 6. A small classifier on MNIST
 #
-# Now a real dataset. MNIST (LeCun, Cortes and Burges, 1998; licence CC BY-SA 3.0) has
+# Now a real dataset. MNIST {cite:p}`lecun1998mnist` (licence CC BY-SA 3.0) has
 # 70,000 images of handwritten digits, 28 by 28 grey-scale pixels. `tfpcourse.data` downloads
 # the original files once, checks each against a pinned SHA-256 checksum, and caches them, so
 # everybody trains on exactly the same bytes.
@@ -727,6 +727,8 @@ plt.show()
 # * `tf.function` traces Python into the same kind of graph; it retraces for new shapes and
 #   for new Python values, so pass tensors and give signatures.
 # * A compiled training step is the building block of every later chapter.
+#
+# **Glossary:** {term}`computation graph`, {term}`tracing`, {term}`nat`.
 #
 # The next chapter introduces TensorFlow Probability's distributions.
 

@@ -39,8 +39,9 @@
 # 7. Which distributions let gradients flow through their samples (*reparameterization*),
 #    which a VAE relies on.
 #
-# **Prerequisites:** chapter 01 (tensors and eager execution); densities, expectations and
-# logarithms at the level of a first probability course.
+# **Prerequisites:** [chapter 01](01_graphs_logistic_regression.ipynb) (tensors and eager
+# execution); densities, expectations and logarithms at the level of a first probability
+# course.
 
 # %% [markdown]
 # ## 0. Set-up
@@ -301,6 +302,7 @@ print("probabilities              :", probs)
 print("all within 0.01:", bool(np.all(np.abs(freq - probs) < 0.01)))
 
 # %% [markdown]
+# (shapes)=
 # ## 2. Shapes: sample, batch and event
 #
 # A TFP distribution object can hold *many* distributions at once, and each of them can be
@@ -608,8 +610,8 @@ np.testing.assert_allclose(ll_image, -xent_sum, rtol=1e-5)
 # `log_prob` returns. Averaging the per-image values gives the mean log-likelihood *per
 # image*, the reconstruction term of the ELBO. Averaging the per-pixel values gives a number
 # 784 times smaller, the mean *per pixel*. The ELBO adds this term to a KL divergence
-# (section 5) computed per image, so the per-pixel version silently weighs the KL term 784
-# times more than the model says it should.
+# ({ref}`section 5 <kl-divergence>`) computed per image, so the per-pixel version silently
+# weighs the KL term 784 times more than the model says it should.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -862,6 +864,7 @@ plt.show()
 # stretched along $x_1$ and $x_2$ respectively, following their scales.
 
 # %% [markdown]
+# (kl-divergence)=
 # ## 5. KL divergence
 #
 # The Kullback-Leibler divergence of $q$ from $p$ is
@@ -869,9 +872,9 @@ plt.show()
 # $$ \mathrm{KL}(q \,\|\, p) = \mathbb E_{x \sim q}\big[\log q(x) - \log p(x)\big]. $$
 #
 # It is never negative, it is zero only when $q = p$, and it is not symmetric:
-# $\mathrm{KL}(q\|p) \neq \mathrm{KL}(p\|q)$ in general. In a VAE, $q$ is the encoder's
-# approximate posterior over the code $z$ of an image, $p$ is the prior, and
-# $\mathrm{KL}(q\|p)$ is the second term of the negative ELBO:
+# $\mathrm{KL}(q\|p) \neq \mathrm{KL}(p\|q)$ in general. In a VAE {cite:p}`kingma2013vae`,
+# $q$ is the encoder's approximate posterior over the code $z$ of an image, $p$ is the prior,
+# and $\mathrm{KL}(q\|p)$ is the second term of the negative ELBO:
 #
 # $$ -\mathrm{ELBO}(x) = -\mathbb E_{z\sim q}\big[\log p(x\mid z)\big]
 #    + \mathrm{KL}\big(q(z \mid x)\,\|\,p(z)\big). $$
@@ -1057,6 +1060,7 @@ print(f"fitted slope of log RMS error against log n: {slope:.3f}")
 # closed form, the Monte Carlo estimate is the practical option in many dimensions (in one
 # dimension a numerical integral also works, as the end of this section shows).
 #
+# (elbo)=
 # ### The ELBO on a model with a known answer
 #
 # The equation for $-\mathrm{ELBO}$ at the start of this section can be checked on the one
@@ -1303,6 +1307,10 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 #   zero for the exact posterior. A VAE differentiates a sampled ELBO through its samples,
 #   which needs a `FULLY_REPARAMETERIZED` $q$ such as a Normal; discrete distributions and
 #   the default `MixtureSameFamily` are not.
+#
+# **Glossary:** {term}`log-probability`, {term}`stateless seed`, {term}`sample shape`,
+# {term}`batch shape`, {term}`event shape`, {term}`KL divergence`, {term}`Monte Carlo estimate`,
+# {term}`ELBO`, {term}`reparameterization trick`.
 #
 # The next chapter transforms distributions with *bijectors*.
 

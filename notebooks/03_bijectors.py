@@ -34,7 +34,8 @@
 # 6. How to train a bijector by maximum likelihood, and what a two-parameter bijector can and
 #    cannot represent.
 #
-# **Prerequisites:** chapter 02 (distributions, sample/batch/event shapes).
+# **Prerequisites:** [chapter 02](02_distributions.ipynb) (distributions, sample/batch/event
+# shapes).
 
 # %% [markdown]
 # ## 0. Set-up
@@ -116,6 +117,7 @@ print(f"closed form:                        {closed_form:.6f}")
 np.testing.assert_allclose([float(via_bijector), float(direct)], closed_form, rtol=1e-6)
 
 # %% [markdown]
+# (change-of-variables)=
 # ## 2. The change-of-variables formula
 #
 # ### One dimension
@@ -837,6 +839,9 @@ print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror i
 # * Trained by maximum likelihood, an inverted cubic fits two bumps, but this two-parameter
 #   map keeps a 50/50 split around its zero-density point and mirror-image lobes: a KL gap
 #   we computed and bounded.
+#
+# **Glossary:** {term}`bijector`, {term}`Jacobian`, {term}`log-det-Jacobian`,
+# {term}`change of variables`.
 
 # %% [markdown]
 # ## Exercises

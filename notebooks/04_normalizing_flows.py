@@ -17,10 +17,10 @@
 # # 04 · Normalizing flows: from a two-layer flow to MAF, IAF and RealNVP
 #
 # Chapter 03 trained a single bijector and ran into its limits: one monotone map of a Normal
-# could not put unequal mass on two bumps. A *normalizing flow* stacks many trainable
-# bijectors, each simple enough to invert and to differentiate, so that together they can
-# bend a Gaussian into almost any shape, while keeping both an exact density and cheap
-# sampling.
+# could not put unequal mass on two bumps. A *normalizing flow* {cite:p}`rezende2015flows`
+# stacks many trainable bijectors, each simple enough to invert and to differentiate, so that
+# together they can bend a Gaussian into almost any shape, while keeping both an exact density
+# and cheap sampling.
 #
 # **What you will learn**
 #
@@ -34,8 +34,8 @@
 # 5. How MAF and RealNVP fit four 2-D densities, scored on held-out data and, where the true
 #    density is known, against the truth.
 #
-# **Prerequisites:** chapters 02 and 03 (distributions, bijectors, change of variables,
-# `check_bijector`, `fit_max_likelihood`).
+# **Prerequisites:** chapters [02](02_distributions.ipynb) and [03](03_bijectors.ipynb)
+# (distributions, bijectors, change of variables, `check_bijector`, `fit_max_likelihood`).
 
 # %% [markdown]
 # ## 0. Set-up
@@ -68,8 +68,8 @@ print(f"Profile: {cfg.profile}")
 # * A **GAN** learns to *sample*: it turns noise into data, but gives no density, so you
 #   cannot ask how likely a point is.
 # * A **VAE** (chapters 05-07) gives samples and a *lower bound* on the log-likelihood (the
-#   ELBO); the exact likelihood needs an integral over the latent variables that we can only
-#   estimate.
+#   ELBO of {ref}`chapter 02 <elbo>`); the exact likelihood needs an integral over the latent
+#   variables that we can only estimate.
 # * A **flow** gives both, exactly. Data $x$ is modelled as $x = f(z)$ with
 #   $z \sim \mathcal{N}(0, I)$ and $f = f_K \circ \dots \circ f_1$ a chain of bijectors. Then,
 #   with $z_K = x$ and $z_{k-1} = f_k^{-1}(z_k)$,
@@ -305,7 +305,7 @@ print("shift =", np.round(b_learned, 3), "(target [1, 1])")
 # i}$), so its log-determinant is just $\sum_i \alpha_i$, however complicated the functions
 # $\mu_i, \alpha_i$ are. They are computed by one neural network whose connections are
 # *masked* so that output $i$ sees only inputs $< i$: MADE, the masked autoencoder for
-# distribution estimation (Germain et al., 2015).
+# distribution estimation {cite:p}`germain2015made`.
 #
 # ### MADE masks
 #
@@ -367,12 +367,12 @@ assert np.allclose(np.triu(jac), 0.0)
 # %% [markdown]
 # ### MAF and IAF
 #
-# A **masked autoregressive flow** (MAF; Papamakarios et al., 2017) uses MADE as $x \to (\mu,
+# A **masked autoregressive flow** (MAF) {cite:p}`papamakarios2017maf` uses MADE as $x \to (\mu,
 # \alpha)$. Given data $x$, all the shifts and scales come out of *one* network pass, so the
 # density is fast. Sampling is slow: $x_1$ must be computed before $x_2$'s parameters are
 # known, and so on, $D$ passes in sequence, per layer.
 #
-# An **inverse autoregressive flow** (IAF; Kingma et al., 2016) is the same layer turned
+# An **inverse autoregressive flow** (IAF) {cite:p}`kingma2016iaf` is the same layer turned
 # around (`tfb.Invert`): $x_i = (z_i - \mu_i(z_{<i}))\,e^{-\alpha_i(z_{<i})}$, where the network
 # reads the *base* values. Sampling takes one pass per layer and the density of a new data
 # point takes $D$. Which one to use depends on which operation must be fast: MAF for density
@@ -451,7 +451,7 @@ print(f"MAF sampling / MAF density: {rows[0][2] / rows[0][1]:.0f}x; "
 #
 # ## 4. RealNVP: coupling layers
 #
-# RealNVP (Dinh et al., 2017) is fast in *both* directions. A coupling layer splits the
+# RealNVP {cite:p}`dinh2017realnvp` is fast in *both* directions. A coupling layer splits the
 # coordinates into two halves: the first half passes through unchanged, and the second half is
 # shifted and scaled by functions of the first,
 #
@@ -491,8 +491,8 @@ print(check_bijector(coupling, pts, event_ndims=1, rtol=1e-3))
 #
 # For the mixture we can also compute the *true* held-out NLL. Standardising is an affine map,
 # so the true density in standardised coordinates is $\log p(x) + \sum_j \log \sigma_j$ (the
-# change of variables again), and a model's gap to it estimates its KL divergence from the
-# truth.
+# {ref}`change of variables <change-of-variables>` again), and a model's gap to it estimates
+# its KL divergence from the truth.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -662,6 +662,9 @@ plt.show()
 # * Keep trainable parts where TensorFlow can find them: `tfb.Inline` closures and TFP's
 #   `tf_keras` layers inside a Keras 3 `Model` hide their variables; `tfpcourse.flows.Flow` is a
 #   `tf.Module` that holds them.
+#
+# **Glossary:** {term}`normalizing flow`, {term}`autoregressive flow`, {term}`MADE`,
+# {term}`coupling layer`.
 
 # %% [markdown]
 # ## Exercises

@@ -19,6 +19,7 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks
 ``notebooks``  pairing, execution and nbval bookkeeping for the course's notebooks
+``book``       builds the course website (Jupyter Book) and checks its table of contents
 """
 
 __version__ = "0.1.0"

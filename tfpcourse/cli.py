@@ -6,6 +6,7 @@
     tfpcourse data download [NAME ...]  # fetch and verify ahead of a class (default: all)
     tfpcourse run [NOTEBOOK ...]        # execute notebooks, report time and memory
     tfpcourse checks [NOTEBOOK ...]     # how many output cells nbval compares, per notebook
+    tfpcourse book [--execute]          # build the course website, print where it is
 """
 
 from __future__ import annotations
@@ -125,6 +126,25 @@ def _checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from tfpcourse import book
+
+    try:
+        result = book.build(args.book_dir, args.output_dir, execute=args.execute,
+                            quiet=not args.verbose)
+    except book.BookError as err:
+        print(f"Cannot build the book: {err}", file=sys.stderr)
+        return 2
+    if not result.ok:
+        print(f"Book build FAILED (exit status {result.returncode}) after {result.seconds:.1f} s; "
+              "the warnings above say why (warnings are errors).", file=sys.stderr)
+        return 1
+    print(f"Built {len(result.pages)} pages in {result.seconds:.1f} s "
+          f"({'re-executed' if args.execute else 'stored outputs'}).")
+    print(f"Site: {result.index.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfpcourse", description="Tools for the tfpcourse notebooks and their data."
@@ -157,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_checks.add_argument("notebooks", nargs="*")
     p_checks.add_argument("--folder", default="notebooks")
     p_checks.set_defaults(func=_checks)
+
+    p_book = sub.add_parser(
+        "book", help="build the course website (Jupyter Book) with warnings as errors"
+    )
+    p_book.add_argument("--execute", action="store_true",
+                        help="re-execute every chapter (with a cache) instead of showing the "
+                             "outputs stored in the notebooks")
+    p_book.add_argument("--book-dir", default="book", help="the book's source folder")
+    p_book.add_argument("--output-dir", default=None,
+                        help="the site goes to OUTPUT_DIR/_build/html (default: the book folder)")
+    p_book.add_argument("-v", "--verbose", action="store_true",
+                        help="show Sphinx's progress lines too")
+    p_book.set_defaults(func=_book)
     return parser
 
 
