@@ -296,3 +296,39 @@ def test_doctor_on_this_machine_finds_tensorflow_and_a_kernel():
     assert findings["TensorFlow import"].status == doctor.OK
     assert "CPU" in findings["devices"].detail
     assert doctor.check_kernel().status in (doctor.OK, doctor.WARN)
+
+
+# --------------------------------------------------------------------------------------------
+# The commands
+# --------------------------------------------------------------------------------------------
+
+
+def test_student_command_writes_stubbed_copies(tmp_path, capsys):
+    from tfpcourse.cli import main
+
+    path = tmp_path / "01_demo.ipynb"
+    nbformat.write(_exercise_notebook(), path)
+    assert main(["student", str(path), "--output-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "01_demo.ipynb" in out and "stubs" in out
+    copy = nbformat.read(tmp_path / "out" / "01_demo.ipynb", as_version=4)
+    assert copy.cells[2].source.endswith("mean = None")
+
+
+def test_student_command_explains_a_badly_formed_exercise(tmp_path, capsys):
+    from tfpcourse.cli import main
+
+    path = tmp_path / "01_bad.ipynb"
+    nbformat.write(_notebook(("code", "x = 1", ["solution"], [])), path)
+    assert main(["student", str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "# answer:" in capsys.readouterr().err
+
+
+def test_doctor_command_prints_a_report_and_an_exit_status(capsys, monkeypatch, tmp_path):
+    from tfpcourse.cli import main
+
+    monkeypatch.setenv("TFPCOURSE_DATA_MIRROR", str(tmp_path / "missing-mirror"))
+    status = main(["doctor", "--no-tensorflow"])
+    out = capsys.readouterr().out
+    assert "[  ok] Python" in out
+    assert "[FAIL] data mirror" in out and status == 1

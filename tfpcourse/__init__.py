@@ -19,6 +19,9 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks
 ``notebooks``  pairing, execution and nbval bookkeeping for the course's notebooks
+``check``      plain-words answer checks for the exercises
+``classroom``  student versions of the notebooks (solutions replaced by stubs)
+``doctor``     checks a student's environment and says what to fix
 ``book``       builds the course website (Jupyter Book) and checks its table of contents
 """
 

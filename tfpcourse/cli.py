@@ -7,6 +7,8 @@
     tfpcourse run [NOTEBOOK ...]        # execute notebooks, report time and memory
     tfpcourse checks [NOTEBOOK ...]     # how many output cells nbval compares, per notebook
     tfpcourse book [--execute]          # build the course website, print where it is
+    tfpcourse doctor                    # check this environment, say what to fix
+    tfpcourse student [--output-dir D]  # write student versions (solutions -> stubs)
 """
 
 from __future__ import annotations
@@ -145,6 +147,32 @@ def _book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from tfpcourse import doctor
+
+    print("Checking this environment for the tfpcourse notebooks ...\n", flush=True)
+    text, status = doctor.report(doctor.diagnose(tensorflow=not args.no_tensorflow))
+    print(text)
+    return status
+
+
+def _student(args: argparse.Namespace) -> int:
+    from tfpcourse import classroom
+    from tfpcourse import notebooks as nbs
+
+    paths = args.notebooks or nbs.find_notebooks(args.folder)
+    try:
+        written = classroom.write_student_versions(paths, args.output_dir)
+    except (classroom.ExerciseFormatError, ValueError, FileNotFoundError) as err:
+        print(f"Cannot write student versions: {err}", file=sys.stderr)
+        return 2
+    rows = [[path.name, str(n)] for path, n in written]
+    print(_table(rows, ["student notebook", "exercises"]))
+    print(f"\nWritten to {Path(args.output_dir).resolve()} (solutions replaced by stubs with "
+          f"hints; exercise outputs cleared).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfpcourse", description="Tools for the tfpcourse notebooks and their data."
@@ -190,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_book.add_argument("-v", "--verbose", action="store_true",
                         help="show Sphinx's progress lines too")
     p_book.set_defaults(func=_book)
+
+    p_doctor = sub.add_parser("doctor", help="check this environment and say what to fix")
+    p_doctor.add_argument("--no-tensorflow", action="store_true",
+                          help="skip importing TensorFlow (faster)")
+    p_doctor.set_defaults(func=_doctor)
+
+    p_student = sub.add_parser(
+        "student", help="write student versions of the notebooks (solutions -> stubs)"
+    )
+    p_student.add_argument("notebooks", nargs="*", help=".ipynb files (default: all chapters)")
+    p_student.add_argument("--folder", default="notebooks", help="where the chapters are")
+    p_student.add_argument("--output-dir", default="student",
+                           help="where to write them (default: ./student)")
+    p_student.set_defaults(func=_student)
     return parser
 
 
