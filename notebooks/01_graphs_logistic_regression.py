@@ -58,7 +58,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from tfpcourse import config, data, pipelines, seeding, timing
+from tfpcourse import check, config, data, pipelines, seeding, timing
 from tfpcourse.graphs import plot_graph
 from tfpcourse.plot import image_grid
 
@@ -735,29 +735,87 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, followed by a *check cell* that tells you whether
+# the answer is right and, if not, what differs. In this copy the answer cells hold worked
+# solutions; the student version of the notebook (`tfpcourse student`) replaces them by hints
+# and answers set to `None`. Fill in an answer cell, run it, then run the check below it.
+#
 # **1 (warm-up). The gradient by hand.** The gradient of the mean logistic loss is
-# $X^\top(\sigma(X\beta) - y)/n$. Compute it with NumPy at $\beta$ = `true_beta` and compare
-# it with the gradient `tf.GradientTape` gives for `mean_nll`. How large is the largest
-# difference?
+# $X^\top(\sigma(X\beta) - y)/n$. Compute it with NumPy at $\beta$ = `true_beta`, as a vector
+# of 5 numbers `grad_numpy`. Then compute `grad_tape`, the gradient that `tf.GradientTape`
+# gives for `mean_nll` (section 5) at the same $\beta$. How large is the largest difference?
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: grad_numpy, grad_tape
+# hint: x_data @ true_beta gives one logit per row; the sigmoid turns them into probabilities.
+# hint: the formula gives shape (5, 1): .ravel() turns it into a vector of 5 numbers.
+# hint: mean_nll reads the variable beta_v: set it to true_beta first (beta_v.assign), then
+# hint: record mean_nll(x_tf, y_tf) on a tape and ask the tape for the gradient.
+sigma = 1.0 / (1.0 + np.exp(-(x_data @ true_beta)))
+grad_numpy = (x_data.T @ (sigma - y_data) / N_OBS).ravel()
 beta_v.assign(true_beta)
 with tf.GradientTape() as tape:
     value = mean_nll(x_tf, y_tf)
 grad_tape = tape.gradient(value, beta_v).numpy().ravel()
-sigma = 1.0 / (1.0 + np.exp(-(x_data @ true_beta)))
-grad_numpy = (x_data.T @ (sigma - y_data) / N_OBS).ravel()
-print("largest difference:", f"{np.abs(grad_tape - grad_numpy).max():.1e}",
-      "| agree:", np.allclose(grad_tape, grad_numpy, atol=1e-6))
+print("NumPy        :", np.round(grad_numpy, 4))
+print("GradientTape :", np.round(grad_tape, 4))
+print("agree to 1e-6:", np.allclose(grad_numpy, grad_tape, atol=1e-6))
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: automatic differentiation of the loss in float64.
+beta_ref = tf.Variable(true_beta.astype(np.float64))
+with tf.GradientTape() as tape_ref:
+    loss_ref = tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=y64, logits=x64 @ beta_ref))
+grad_ref = tape_ref.gradient(loss_ref, beta_ref).numpy().ravel()
+print(check.close("grad_numpy", grad_numpy, expected=grad_ref, atol=1e-6))
+print(check.close("grad_tape", grad_tape, expected=grad_ref, atol=1e-6))
 
 # %% [markdown]
-# **2 (tracing). One trace for every batch size.** Write `predict_any` like `predict`, but
-# with `input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)]`, call it on batches of
-# 10, 20 and 3 rows, and show that it was traced once.
+# **2 (formula). How precise is the MLE?** The curvature of the loss at its minimum says how
+# sharply the data pin $\beta$ down. For large $n$ the MLE is approximately Normal around the
+# true $\beta$, with covariance $(nH)^{-1}$, where $H$ is the Hessian of the *mean* loss at the
+# MLE (section 3). Compute the standard errors `std_errors` (the square roots of the diagonal
+# of that covariance, a vector of 5) and the z-scores `z_scores`, the differences between
+# `mle_beta` and `true_beta` in units of the standard errors. Are the differences of the size
+# that sampling error predicts?
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: std_errors, z_scores
+# hint: H is hess_formula from section 3; np.linalg.inv inverts a matrix, np.diag takes a
+# hint: diagonal. Mind the factor n.
+# hint: true_beta has shape (5, 1) and mle_beta shape (5,): subtract true_beta.ravel().
+covariance = np.linalg.inv(N_OBS * hess_formula)
+std_errors = np.sqrt(np.diag(covariance))
+z_scores = (mle_beta - true_beta.ravel()) / std_errors
+print("standard errors:", np.round(std_errors, 3))
+print("z-scores       :", np.round(z_scores, 2))
+print("largest |z|    :", f"{np.abs(z_scores).max():.2f}")
+# All |z| are below 1: the MLE differs from the truth by ordinary sampling error. (A |z|
+# above 3 would be a surprise, and a sign that the model or the data were not as assumed.)
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: the Hessian from tape.jacobian (section 3), not the formula.
+se_ref = np.sqrt(np.diag(np.linalg.inv(N_OBS * hess_tf)))
+print(check.close("std_errors", std_errors, expected=se_ref, rtol=1e-4))
+print(check.close("z_scores", z_scores, expected=(mle_beta - true_beta.ravel()) / se_ref,
+                  atol=1e-3))
+
+# %% [markdown]
+# **3 (tracing). One trace for every batch size.** Write `predict_any` like `predict`
+# (section 5), but with `input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)]`.
+# Call it on batches of 10, 20 and 3 rows and show that it was traced once. The check calls it
+# on more batch sizes and counts the traces again.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: predict_any
+# hint: the signature goes into the decorator: @tf.function(input_signature=[...]).
+# hint: predict_any.experimental_get_tracing_count() counts the traces.
 @tf.function(input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)])
 def predict_any(x):
     return tf.sigmoid(x @ beta_v)
@@ -767,23 +825,75 @@ for n in (10, 20, 3):
     predict_any(x_tf[:n])
 print("number of traces:", predict_any.experimental_get_tracing_count())
 
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def returns_sigmoid(f):
+    if f is None:
+        return None  # not answered yet
+    x4 = x_tf[:4]
+    return np.allclose(f(x4).numpy(), tf.sigmoid(x4 @ beta_v).numpy(), atol=1e-6)
+
+
+def traced_once(f):
+    if f is None:
+        return None
+    for n in (7, 1, 50):  # more batch sizes
+        f(x_tf[:n])
+    return f.experimental_get_tracing_count() == 1
+
+
+print(check.that("predict_any", lambda: returns_sigmoid(predict_any),
+                 "predict_any(x) returns sigmoid(x @ beta_v)"))
+print(check.that("predict_any", lambda: traced_once(predict_any),
+                 "predict_any was traced once, for batches of 10, 20, 3, 4, 7, 1 and 50 rows"))
+
 # %% [markdown]
-# **3 (explore). Learning rates.** Refit the hand-built graph with gradient descent at learning
-# rates 0.05, 0.5, 5 and 20. Which ones reach the MLE's loss (to 4 decimals) within 300
-# steps? Why does a larger step not always help? (Hint: near a minimum the loss is almost
-# quadratic, and gradient descent on a quadratic is stable only when the learning rate is
-# below $2/\lambda_{\max}$, where $\lambda_{\max}$ is the largest eigenvalue of the Hessian.)
+# **4 (explore). Learning rates.** Refit the hand-built graph with gradient descent at learning
+# rates 0.05, 0.5, 5 and 20. Which ones reach the MLE's loss `mle_loss` to 4 decimals (a
+# difference below $5 \times 10^{-5}$) within 300 steps? Store them, in increasing order, in
+# the list `reached`. Why does a larger step not always help? Near a minimum the loss is
+# almost quadratic, and gradient descent on a quadratic is stable only when the learning rate
+# is below $2/\lambda_{\max}$, where $\lambda_{\max}$ is the largest eigenvalue of the
+# Hessian. Store that eigenvalue at the MLE as `lambda_max`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-for b, where in [(np.zeros(N_FEATURES), "beta = 0"), (mle_beta, "the MLE")]:
-    p_b = 1.0 / (1.0 + np.exp(-(x_data.astype(np.float64) @ b)))
-    lam = np.linalg.eigvalsh((x_data * (p_b * (1 - p_b))[:, None]).T @ x_data / N_OBS)[-1]
-    print(f"at {where}: largest Hessian eigenvalue {lam:.3f}, so 2 / lambda_max = {2 / lam:.1f}")
+# answer: lambda_max, reached
+# hint: np.linalg.eigvalsh gives the eigenvalues of a symmetric matrix, in increasing order;
+# hint: the Hessian at the MLE is hess_formula.
+# hint: build each optimiser's step op as in section 3, inside `with graph.as_default():`.
+# hint: fit(step_op, N_STEPS) resets beta to 0, takes the steps and returns the loss history.
+lambda_max = np.linalg.eigvalsh(hess_formula)[-1]
+print(f"largest Hessian eigenvalue at the MLE {lambda_max:.3f}, "
+      f"so 2 / lambda_max = {2 / lambda_max:.1f}")
+reached = []
 for lr in (0.05, 0.5, 5.0, 20.0):
     with graph.as_default():
         step_op = tf.compat.v1.train.GradientDescentOptimizer(lr).minimize(loss)
-        init = tf.compat.v1.global_variables_initializer()
     history, _ = fit(step_op, N_STEPS)
-    reached = abs(history[-1] - mle_loss) < 5e-5
-    print(f"lr {lr:4}: final loss {history[-1]:.4f}, reached the MLE: {reached}")
+    if abs(history[-1] - mle_loss) < 5e-5:
+        reached.append(lr)
+    print(f"lr {lr:4}: final loss {history[-1]:.4f}")
+print("reached the MLE's loss:", reached)
+# 0.05 is stable but too slow: 300 small steps are not enough. 20 is above 2 / lambda_max:
+# near the minimum each step overshoots by more than it corrects, so the iterates cannot
+# settle. (At beta = 0 the largest eigenvalue is larger, so the stable range starts smaller.)
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def numpy_gd_reaches(lr, n_steps=N_STEPS):
+    """Gradient descent in float64 NumPy from beta = 0: does it reach the MLE's loss?"""
+    x, y = x_data.astype(np.float64), y_data.ravel().astype(np.float64)
+    b = np.zeros(N_FEATURES)
+    for _ in range(n_steps):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (x @ b)))  # the sigmoid, without overflow
+        b -= lr * x.T @ (p - y) / N_OBS
+    t = x @ b
+    return abs(np.mean(np.logaddexp(0.0, t) - y * t) - mle_loss) < 5e-5
+
+
+print(check.close("lambda_max", lambda_max, expected=np.linalg.eigvalsh(hess_tf)[-1],
+                  rtol=1e-4))
+print(check.equal("reached", reached,
+                  [lr for lr in (0.05, 0.5, 5.0, 20.0) if numpy_gd_reaches(lr)]))

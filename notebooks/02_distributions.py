@@ -60,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpcourse import config, seeding
+from tfpcourse import check, config, seeding
 from tfpcourse.distributions import describe_shapes, kl_monte_carlo
 from tfpcourse.plot import density_1d, density_2d
 
@@ -1317,62 +1317,131 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 # %% [markdown]
 # ## Exercises
 #
-# **1 (warm-up). Predict the shapes.** Build `tfd.Normal(loc=tf.zeros([4, 1]),
-# scale=tf.ones([3]))`. Before running anything, write down its batch and event shapes and the
-# shapes of `sample(2)` and of `log_prob` of that sample. Then do the same for
-# `tfd.Independent` of it with `reinterpreted_batch_ndims=1`, and check with
+# Each exercise has a cell for your answer, followed by a *check cell* that tells you whether
+# the answer is right and, if not, what differs. In this copy the answer cells hold worked
+# solutions; the student version of the notebook (`tfpcourse student`) replaces them by hints
+# and answers set to `None`. Fill in an answer cell, run it, then run the check below it.
+#
+# **1 (warm-up). Predict the shapes.** Build `normals = tfd.Normal(loc=tf.zeros([4, 1]),
+# scale=tf.ones([3]))` and `normals_ind`, the same distribution wrapped in `tfd.Independent`
+# with `reinterpreted_batch_ndims=1`. Before running anything, write down as tuples the shape
+# of `sample(2)` (`sample_shape`, the same for both) and the shapes of `log_prob` of that
+# sample under each (`log_prob_shape` and `log_prob_shape_ind`). Then check them with
 # `describe_shapes`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-d = tfd.Normal(loc=tf.zeros([4, 1]), scale=tf.ones([3]))
-print("Normal     :", describe_shapes(d, 2))
-print("Independent:", describe_shapes(tfd.Independent(d, reinterpreted_batch_ndims=1), 2))
+# answer: normals, normals_ind, sample_shape, log_prob_shape, log_prob_shape_ind
+# hint: loc and scale broadcast against each other; a univariate Normal's event shape is ().
+# hint: sample shape + batch shape + event shape for sample; no event shape for log_prob.
+# hint: Independent(..., reinterpreted_batch_ndims=1) moves the last batch dimension into
+# hint: the event.
+normals = tfd.Normal(loc=tf.zeros([4, 1]), scale=tf.ones([3]))
+normals_ind = tfd.Independent(normals, reinterpreted_batch_ndims=1)
+sample_shape = (2, 4, 3)  # sample (2,) + batch (4, 3) + event ()
+log_prob_shape = (2, 4, 3)  # sample (2,) + batch (4, 3)
+log_prob_shape_ind = (2, 4)  # sample (2,) + batch (4,): the event (3,) is summed over
+print("Normal     :", describe_shapes(normals, 2))
+print("Independent:", describe_shapes(normals_ind, 2))
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+reference = tfd.Normal(loc=tf.zeros([4, 1]), scale=tf.ones([3]))
+draw = reference.sample(2, seed=seeding.stateless_seed(0))
+print(check.shapes("normals", normals, batch_shape=[4, 3], event_shape=[]))
+print(check.shapes("normals_ind", normals_ind, batch_shape=[4], event_shape=[3]))
+print(check.equal("sample_shape", sample_shape, draw.shape))
+print(check.equal("log_prob_shape", log_prob_shape, reference.log_prob(draw).shape))
+print(check.equal("log_prob_shape_ind", log_prob_shape_ind,
+                  tfd.Independent(reference, 1).log_prob(draw).shape))
 
 # %% [markdown]
 # **2 (formula). Categorical logits.** A Categorical can be given logits $\ell$ instead of
-# probabilities, with $\pi = \mathrm{softmax}(\ell)$, so
-# $\log P(k) = \ell_k - \log\sum_j e^{\ell_j}$. Check this formula against
-# `tfd.Categorical(logits=[1.0, 2.0, 3.0]).log_prob` for $k = 0, 1, 2$.
+# probabilities, with $\pi = \mathrm{softmax}(\ell)$, that is $\pi_k = e^{\ell_k} / \sum_j
+# e^{\ell_j}$, so $\log P(k) = \ell_k - \log\sum_j e^{\ell_j}$. For $\ell = (1, 2, 3)$,
+# compute with NumPy the probabilities `pi` and the log-probabilities `log_probs` of $k = 0, 1,
+# 2$ (each a vector of 3), and compare them with `tfd.Categorical(logits=...)`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: pi, log_probs
+# hint: np.exp, np.sum and np.log are all you need; both answers have shape (3,).
+# hint: subtracting the largest logit first changes nothing in the result and keeps np.exp
+# hint: from overflowing for large logits.
 ell = np.array([1.0, 2.0, 3.0])
-lp_tfp = tfd.Categorical(logits=ell.astype(np.float32)).log_prob([0, 1, 2]).numpy()
-lp_formula = ell - np.log(np.sum(np.exp(ell)))
-print("TFP    :", np.round(lp_tfp, 6))
-print("formula:", np.round(lp_formula, 6))
-print("agree:", np.allclose(lp_tfp, lp_formula, rtol=1e-6))
+log_norm = ell.max() + np.log(np.sum(np.exp(ell - ell.max())))  # log sum_j exp(ell_j)
+log_probs = ell - log_norm
+pi = np.exp(log_probs)
+cat_logits = tfd.Categorical(logits=ell.astype(np.float32))
+print("formula: pi", np.round(pi, 6), "| log P(k)", np.round(log_probs, 6))
+print("TFP    : pi", np.round(cat_logits.probs_parameter().numpy(), 6),
+      "| log P(k)", np.round(cat_logits.log_prob([0, 1, 2]).numpy(), 6))
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+logits_ref = tf.constant([1.0, 2.0, 3.0])
+print(check.close("pi", pi, expected=tf.nn.softmax(logits_ref), atol=1e-6))
+log_probs_ref = tfd.Categorical(logits=logits_ref).log_prob([0, 1, 2])
+print(check.close("log_probs", log_probs, expected=log_probs_ref, atol=1e-6))
 
 # %% [markdown]
 # **3 (Monte Carlo). The other direction.** Estimate $\mathrm{KL}(p\,\|\,q)$ for the two
 # Normals of section 5 ($p = \mathcal N(0, 1)$, $q = \mathcal N(1, 0.5^2)$) with
-# `kl_monte_carlo` and 100,000 draws, and compare with the closed form. Is the estimate within
-# three standard errors? Why is its standard error larger than that of $\mathrm{KL}(q\,\|\,p)$
-# at the same $n$? (Hint: which distribution are the draws from, and where does $q$'s
-# log-density change fast?)
+# `kl_monte_carlo` and $n = 100{,}000$ draws: store the estimate as `kl_pq_mc` and its
+# standard error as `stderr_pq`. Is the estimate within three standard errors of the closed
+# form? Store as `stderr_qp` the standard error of the estimate of $\mathrm{KL}(q\,\|\,p)$ at
+# the same $n$. Why is `stderr_pq` so much larger? (Think about which distribution the draws
+# come from, and where $q$'s log-density changes fast.) The formula $s^2 = 2a^2 + b^2$ of
+# section 5 predicts both standard errors.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: kl_pq_mc, stderr_pq, stderr_qp
+# hint: kl_monte_carlo(first, second, n, seed=...) estimates KL(first || second) with draws
+# hint: from `first`; its result has .estimate and .stderr.
+# hint: normal_kl(m1, s1, m2, s2) from section 5 gives the closed form.
 res = kl_monte_carlo(p, q, 100_000, seed=15)
+kl_pq_mc, stderr_pq = res.estimate, res.stderr
+stderr_qp = kl_monte_carlo(q, p, 100_000, seed=15).stderr
 exact_pq = normal_kl(0.0, 1.0, 1.0, 0.5)
-print(f"KL(p || q): Monte Carlo {res.estimate:.4f} ± {res.stderr:.4f} | exact {exact_pq:.4f}")
-print("within 3 standard errors:", abs(res.estimate - exact_pq) < 3 * res.stderr)
-print(f"standard error for KL(q || p) at the same n: "
-      f"{kl_monte_carlo(q, p, 100_000, seed=15).stderr:.4f}")
+print(f"KL(p || q): Monte Carlo {kl_pq_mc:.4f} ± {stderr_pq:.4f} | exact {exact_pq:.4f}")
+print("within 3 standard errors:", abs(kl_pq_mc - exact_pq) < 3 * stderr_pq)
+print(f"standard error for KL(q || p) at the same n: {stderr_qp:.4f}")
 # Draws from the wide p often land where the narrow q is tiny and log q(x) falls steeply, so
-# the differences log p(x) - log q(x) vary much more than in the other direction.
+# the differences log p(x) - log q(x) vary much more than in the other direction: here
+# a = 1.5, b = -4, s^2 = 20.5, against s^2 = 0.53 for KL(q || p).
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def se_formula(m1, s1, m2, s2, n=100_000):
+    """Standard error of the Monte Carlo KL(N(m1, s1^2) || N(m2, s2^2)): s / sqrt(n)."""
+    a, b = 0.5 * (s1**2 / s2**2 - 1.0), s1 * (m1 - m2) / s2**2
+    return np.sqrt((2 * a**2 + b**2) / n)
+
+
+se_pq = se_formula(0.0, 1.0, 1.0, 0.5)
+print(check.close("kl_pq_mc", kl_pq_mc, expected=normal_kl(0.0, 1.0, 1.0, 0.5),
+                  atol=4 * se_pq))
+print(check.close("stderr_pq", stderr_pq, expected=se_pq, rtol=0.1))
+print(check.close("stderr_qp", stderr_qp, expected=se_formula(1.0, 0.5, 0.0, 1.0), rtol=0.1))
 
 # %% [markdown]
-# **4 (explore). The best Normal for a mixture.** For the 1-D mixture of section 4, estimate
-# $\mathrm{KL}(\text{mixture}\,\|\,\mathcal N(m, s^2))$, with draws from the mixture, for the
-# *moment-matched* Normal ($m$ and $s^2$ the mixture's mean and variance) and for Normals with
-# $m$ shifted by $\pm 0.5$ or $s$ scaled by 0.8 or 1.2. Check the moment-matched estimate by
-# numerical integration. Which Normal has the smallest KL? (It is a theorem that moment
-# matching minimises this direction of the KL over all Normals.)
+# **4 (explore). The best Normal for a mixture.** For the 1-D mixture `mixture_sf` of
+# section 4, estimate $\mathrm{KL}(\text{mixture}\,\|\,\mathcal N(m, s^2))$, with draws from
+# the mixture, for the *moment-matched* Normal ($m$ and $s^2$ the mixture's mean and
+# variance) and for Normals with $m$ shifted by $\pm 0.5$ or $s$ scaled by 0.8 or 1.2. Store
+# the $m$ and $s$ of the Normal with the smallest estimate as `best_m` and `best_s`, and that
+# estimate as `best_kl`. Check the moment-matched estimate by numerical integration, as in
+# section 5. (It is a theorem that moment matching minimises this direction of the KL over
+# all Normals.)
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: best_m, best_s, best_kl
+# hint: the mixture's mean and variance are mean_formula and var_formula (section 4).
+# hint: kl_monte_carlo(mixture_sf, tfd.Normal(...), 100_000, seed=...) draws from the mixture;
+# hint: give the Normal float32 parameters, like the mixture's.
+# hint: min(d, key=d.get) is the key of a dictionary d with the smallest value.
 m0, s0 = mean_formula, np.sqrt(var_formula)
 candidates = {"moment-matched": (m0, s0), "m - 0.5": (m0 - 0.5, s0), "m + 0.5": (m0 + 0.5, s0),
               "s x 0.8": (m0, 0.8 * s0), "s x 1.2": (m0, 1.2 * s0)}
@@ -1384,4 +1453,18 @@ for name, (m, s) in candidates.items():
 log_mix = mixture_logpdf(x_fine, weights, mix_locs, mix_scales)
 integral = np.trapezoid(np.exp(log_mix) * (log_mix - normal_logpdf(x_fine, m0, s0)), x_fine)
 print(f"moment-matched, by numerical integration: {integral:.4f}")
-print("smallest:", min(kls, key=kls.get))
+best = min(kls, key=kls.get)
+best_m, best_s = candidates[best]
+best_kl = kls[best]
+print("smallest:", best)
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: the mixture's mean and standard deviation from TFP, and the KL by integration.
+m_ref, s_ref = float(mixture_sf.mean()), float(mixture_sf.stddev())
+log_mix_ref = mixture_logpdf(x_fine, weights, mix_locs, mix_scales)
+kl_ref = np.trapezoid(np.exp(log_mix_ref) * (log_mix_ref - normal_logpdf(x_fine, m_ref, s_ref)),
+                      x_fine)
+print(check.close("best_m", best_m, expected=m_ref, atol=1e-4))
+print(check.close("best_s", best_s, expected=s_ref, atol=1e-4))
+print(check.close("best_kl", best_kl, expected=kl_ref, atol=0.006))  # about 4 standard errors

@@ -51,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpcourse import config, plot, seeding
+from tfpcourse import check, config, plot, seeding
 from tfpcourse.bijectors import check_bijector
 from tfpcourse.training import fit_max_likelihood, mean_nll
 
@@ -448,8 +448,8 @@ gx = tf.constant([-2.0, 0.0, 1.0, 4.0])
 print("Uniform through Invert(GumbelCDF):", np.round(gumbel_via_uniform.log_prob(gx).numpy(), 5))
 print("tfd.Gumbel                       :", np.round(gumbel.log_prob(gx).numpy(), 5))
 np.testing.assert_allclose(gumbel_via_uniform.log_prob(gx), gumbel.log_prob(gx), rtol=1e-5)
-check = check_bijector(tfb.GumbelCDF(loc=1.0, scale=2.0), np.linspace(-3.0, 6.0, 19))
-print(f"GumbelCDF checker: {'passed' if check.passed else 'FAILED'}")
+gumbel_report = check_bijector(tfb.GumbelCDF(loc=1.0, scale=2.0), np.linspace(-3.0, 6.0, 19))
+print(f"GumbelCDF checker: {'passed' if gumbel_report.passed else 'FAILED'}")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -635,9 +635,9 @@ except tf.errors.InvalidArgumentError as err:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check = check_bijector(Cubic(1.0, 0.0), np.array([-1.0, 0.0, 1.0]))
+kink_report = check_bijector(Cubic(1.0, 0.0), np.array([-1.0, 0.0, 1.0]))
 print(f"non-finite values at x = -b/a (the log-det and the autodiff derivative): "
-      f"{check.nonfinite}; passed: {check.passed}")
+      f"{kink_report.nonfinite}; passed: {kink_report.passed}")
 
 # %% [markdown]
 # ## 7. Training a bijector by maximum likelihood
@@ -846,37 +846,114 @@ print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror i
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, followed by a *check cell* that tells you whether
+# the answer is right and, if not, what differs. In this copy the answer cells hold worked
+# solutions; the student version of the notebook (`tfpcourse student`) replaces them by hints
+# and answers set to `None`. Fill in an answer cell, run it, then run the check below it.
+#
 # **1 (warm-up). A log-det by hand.** The softplus function $s(x) = \log(1 + e^x)$ has
-# derivative $\sigma(x)$, the sigmoid. Compute $\log \sigma(x)$ at $x = -2, 0, 3$ with NumPy and
-# compare it with `tfb.Softplus().forward_log_det_jacobian`.
+# derivative $\sigma(x) = 1/(1 + e^{-x})$, the sigmoid. Compute its log-det, $\log \sigma(x)$,
+# at $x = -2, 0, 3$ with NumPy, as a vector `log_det_by_hand`, and compare it with
+# `tfb.Softplus().forward_log_det_jacobian`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: log_det_by_hand
+# hint: log sigma(x) = -log(1 + e^(-x)); np.log1p(t) computes log(1 + t) accurately.
+# hint: the answer has shape (3,), one log-det per point.
 xe = np.array([-2.0, 0.0, 3.0], np.float32)
-by_hand = -np.log1p(np.exp(-xe))  # log sigmoid(x), written stably
+log_det_by_hand = -np.log1p(np.exp(-xe))  # log sigmoid(x), written stably
 by_tfp = tfb.Softplus().forward_log_det_jacobian(xe, event_ndims=0).numpy()
-print("by hand:", np.round(by_hand, 5), "| TFP:", np.round(by_tfp, 5),
-      "| agree:", np.allclose(by_hand, by_tfp, atol=1e-6))
+print("by hand:", np.round(log_det_by_hand, 5), "| TFP:", np.round(by_tfp, 5))
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: the log of the derivative of tf.math.softplus, by automatic differentiation.
+x_ref = tf.constant([-2.0, 0.0, 3.0], tf.float64)
+with tf.GradientTape() as tape:
+    tape.watch(x_ref)
+    softplus_ref = tf.math.softplus(x_ref)
+log_det_ref = np.log(tape.gradient(softplus_ref, x_ref).numpy())
+check.close("log_det_by_hand", log_det_by_hand, expected=log_det_ref, atol=1e-6)
 
 # %% [markdown]
-# **2 (composition). A log-normal from parts.** Build $\text{LogNormal}(\mu=1, \sigma=0.5)$ as
-# a standard Normal transformed by a chain of `Exp`, `Shift` and `Scale` (in the right order),
-# and check its `log_prob` at a few points against `tfd.LogNormal`.
+# **2 (formula). Which weights can it learn?** Section 7 showed that an inverted cubic puts
+# half its mass on each side of its zero-density point $x_0$, and that a true mass $w$ left
+# of $x_0$ costs at least $w \log\frac{w}{0.5} + (1-w)\log\frac{1-w}{0.5}$ nats of KL
+# divergence. Compute this bound for mixtures whose left weight $w$ is 0.5, 0.55, 0.7 and 0.9,
+# with $x_0$ between the bumps (so that the true mass left of it is the left weight), as a
+# vector `kl_bounds`. Which of these mixtures can the model never fit to within 0.05 nats?
+# Store their weights, in increasing order, in the list `unfit`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-chain = tfb.Chain([tfb.Exp(), tfb.Shift(1.0), tfb.Scale(0.5)])  # exp(0.5 z + 1)
-built = tfd.TransformedDistribution(tfd.Normal(0.0, 1.0), chain)
-points = np.array([0.5, 2.0, 5.0], np.float32)
-print("agree with tfd.LogNormal(1, 0.5):",
-      np.allclose(built.log_prob(points), tfd.LogNormal(1.0, 0.5).log_prob(points), rtol=1e-5))
+# answer: kl_bounds, unfit
+# hint: NumPy works on whole arrays at once: put the four weights in an array w and write
+# hint: the formula once.
+# hint: the bound is the KL divergence between two coins: one that lands left with
+# hint: probability w, and a fair one.
+w = np.array([0.5, 0.55, 0.7, 0.9])
+kl_bounds = w * np.log(w / 0.5) + (1 - w) * np.log((1 - w) / 0.5)
+unfit = [float(wi) for wi, bound in zip(w, kl_bounds) if bound > 0.05]
+for wi, bound in zip(w, kl_bounds):
+    print(f"left weight {wi:.2f}: KL >= {bound:.4f} nats")
+print("never within 0.05 nats:", unfit)
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: TFP's KL divergence between Bernoulli distributions (which side of x0).
+weights_ref = np.array([0.5, 0.55, 0.7, 0.9])
+bounds_ref = tfd.kl_divergence(tfd.Bernoulli(probs=weights_ref, dtype=tf.float64),
+                               tfd.Bernoulli(probs=np.float64(0.5), dtype=tf.float64)).numpy()
+print(check.close("kl_bounds", kl_bounds, expected=bounds_ref, atol=1e-6))
+print(check.equal("unfit", unfit, [float(v) for v in weights_ref[bounds_ref > 0.05]]))
 
 # %% [markdown]
-# **3 (your own bijector).** Write a bijector for $y = \sinh(x)$ (inverse $\operatorname{asinh}$,
-# derivative $\cosh x$) and check it with `check_bijector` on 50 points in $[-3, 3]$.
+# **3 (composition). A log-normal from parts.** Build the bijector `lognormal_chain` that maps
+# a standard Normal value $z$ to $e^{0.5 z + 1}$, as a `tfb.Chain` of `Exp`, `Shift` and
+# `Scale` (in the right order), and the distribution `lognormal_built`, a standard Normal
+# transformed by it. It should be $\text{LogNormal}(\mu=1, \sigma=0.5)$: compare its
+# `log_prob` at a few points with `tfd.LogNormal`.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: lognormal_chain, lognormal_built
+# hint: in tfb.Chain([f, g, h]) the last bijector acts first.
+# hint: tfd.TransformedDistribution(distribution, bijector) pushes a distribution through a
+# hint: bijector.
+lognormal_chain = tfb.Chain([tfb.Exp(), tfb.Shift(1.0), tfb.Scale(0.5)])  # exp(0.5 z + 1)
+lognormal_built = tfd.TransformedDistribution(tfd.Normal(0.0, 1.0), lognormal_chain)
+x_ln = np.array([0.5, 2.0, 5.0], np.float32)
+print("built        :", np.round(lognormal_built.log_prob(x_ln).numpy(), 5))
+print("tfd.LogNormal:", np.round(tfd.LogNormal(1.0, 0.5).log_prob(x_ln).numpy(), 5))
+
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def matches_lognormal(dist):
+    if dist is None:
+        return None  # not answered yet
+    x = np.array([0.3, 1.0, 2.7, 8.0], np.float32)
+    return np.allclose(dist.log_prob(x), tfd.LogNormal(1.0, 0.5).log_prob(x), rtol=1e-5)
+
+
+print(check.bijector("lognormal_chain", lognormal_chain, np.linspace(-2.0, 2.0, 9),
+                     expected_forward=lambda z: np.exp(0.5 * z + 1.0)))
+print(check.that("lognormal_built", lambda: matches_lognormal(lognormal_built),
+                 "log_prob agrees with tfd.LogNormal(1, 0.5) at x = 0.3, 1, 2.7 and 8"))
+
+# %% [markdown]
+# **4 (challenge). Your own bijector.** Write a bijector class for $y = \sinh(x)$ (inverse
+# $\operatorname{asinh}$, derivative $\cosh x$), like `Cubic` in section 6, and store an
+# instance of it as `sinh_bijector`. The check runs `check_bijector` on 50 points in
+# $[-3, 3]$ and compares the forward map with `np.sinh`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: sinh_bijector
+# hint: subclass tfb.Bijector, call super().__init__(forward_min_event_ndims=0, name=...),
+# hint: and define _forward, _inverse and _forward_log_det_jacobian.
+# hint: TensorFlow has tf.sinh, tf.asinh and tf.cosh; the log-det is the log of the derivative.
 class Sinh(tfb.Bijector):
     def __init__(self, name="sinh"):
         super().__init__(forward_min_event_ndims=0, name=name)
@@ -891,16 +968,12 @@ class Sinh(tfb.Bijector):
         return tf.math.log(tf.cosh(x))
 
 
-print(check_bijector(Sinh(), np.linspace(-3.0, 3.0, 50)).passed)
+sinh_bijector = Sinh()
+print("checker passed:", check_bijector(sinh_bijector, np.linspace(-3.0, 3.0, 50)).passed)
+# log(cosh(x)) overflows for |x| above about 89 in float32. A stable form is
+# |x| + log1p(exp(-2|x|)) - log(2): the same value, without the overflow.
 
-# %% [markdown]
-# **4 (think). Which weights can it learn?** Using the argument of section 7, compute the
-# lower bound on the KL divergence between an inverted-cubic model and mixtures whose left
-# weight is 0.5, 0.55, 0.7 and 0.9, for a zero-density point between the bumps (so that the
-# true mass left of it is the left weight). Which mixtures can this model never fit well?
-
-# %% tags=["solution"]
+# %% tags=["check"]
 # NBVAL_CHECK_OUTPUT
-for w in (0.5, 0.55, 0.7, 0.9):
-    kl_min = w * np.log(w / 0.5) + (1 - w) * np.log((1 - w) / 0.5)
-    print(f"left weight {w:.2f}: KL >= {kl_min:.4f} nats")
+check.bijector("sinh_bijector", sinh_bijector, np.linspace(-3.0, 3.0, 50),
+               expected_forward=np.sinh)

@@ -51,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpcourse import config, flows, plot, seeding, timing, toy2d
+from tfpcourse import check, config, flows, plot, seeding, timing, toy2d
 from tfpcourse.bijectors import check_bijector
 from tfpcourse.training import fit_max_likelihood, mean_nll
 
@@ -669,25 +669,65 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a cell for your answer, followed by a *check cell* that tells you whether
+# the answer is right and, if not, what differs. In this copy the answer cells hold worked
+# solutions; the student version of the notebook (`tfpcourse student`) replaces them by hints
+# and answers set to `None`. Fill in an answer cell, run it, then run the check below it.
+#
 # **1 (warm-up). The determinant lemma.** For $S = L + uv^\top$ with $L$ lower triangular,
-# $\det S = \det L\,(1 + v^\top L^{-1} u)$. Check it against `np.linalg.det` for
-# $L = \begin{pmatrix} 2 & 0 \\ 1 & 3\end{pmatrix}$, $u = (1, 2)^\top$, $v = (0.5, -1)^\top$.
+# $\det S = \det L\,(1 + v^\top L^{-1} u)$. Compute `det_lemma`, the right-hand side, for
+# $L = \begin{pmatrix} 2 & 0 \\ 1 & 3\end{pmatrix}$, $u = (1, 2)^\top$, $v = (0.5, -1)^\top$,
+# and compare it with `np.linalg.det`. Then find a vector `v_singular` (2 numbers) for which
+# $L + uv^\top$, with the same $L$ and $u$, is singular: this is why section 2 built its
+# scale as $L(I + uu^\top)$ instead.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: det_lemma, v_singular
+# hint: np.linalg.solve(L, u) computes L^{-1} u without forming the inverse; the determinant
+# hint: of a triangular matrix is the product of its diagonal.
+# hint: S is singular when 1 + v^T (L^{-1} u) = 0: any v whose dot product with L^{-1} u is
+# hint: -1 will do.
 L_ex = np.array([[2.0, 0.0], [1.0, 3.0]])
-u_ex, v_ex = np.array([[1.0], [2.0]]), np.array([[0.5], [-1.0]])
-lemma = np.linalg.det(L_ex) * (1.0 + (v_ex.T @ np.linalg.solve(L_ex, u_ex)).item())
-direct = np.linalg.det(L_ex + u_ex @ v_ex.T)
-print(f"lemma {lemma:.6f}, direct {direct:.6f}, agree: {np.isclose(lemma, direct)}")
+u_ex, v_ex = np.array([1.0, 2.0]), np.array([0.5, -1.0])
+w_ex = np.linalg.solve(L_ex, u_ex)  # L^{-1} u = (0.5, 0.5)
+det_lemma = np.prod(np.diag(L_ex)) * (1.0 + v_ex @ w_ex)
+direct = np.linalg.det(L_ex + np.outer(u_ex, v_ex))
+print(f"lemma {det_lemma:.6f}, direct {direct:.6f}, agree: {np.isclose(det_lemma, direct)}")
+v_singular = -w_ex / (w_ex @ w_ex)  # v . w = -1
+singular_det = np.linalg.det(L_ex + np.outer(u_ex, v_singular))
+print("v_singular:", v_singular, "| L + u v^T singular:", abs(singular_det) < 1e-12)
+# With S = L (I + u u^T), det S = det L (1 + u^T u), and 1 + u^T u >= 1 for every u.
+
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def singular_with(v):
+    if v is None:
+        return None  # not answered yet
+    L, u = np.array([[2.0, 0.0], [1.0, 3.0]]), np.array([[1.0], [2.0]])
+    return abs(np.linalg.det(L + u @ np.reshape(v, (1, 2)))) < 1e-9
+
+
+print(check.close("det_lemma", det_lemma, rtol=1e-9,
+                  expected=np.linalg.det(np.array([[2.0, 0.0], [1.0, 3.0]])
+                                         + np.outer([1.0, 2.0], [0.5, -1.0]))))
+print(check.that("v_singular", lambda: singular_with(v_singular),
+                 "L + u v_singular^T has determinant 0"))
 
 # %% [markdown]
-# **2 (masks). Check a deeper MADE.** Build `tfb.AutoregressiveNetwork(params=2,
-# hidden_units=[16, 16], event_shape=[5])` and verify with its Jacobian that output $i$
-# depends on inputs $j < i$ only.
+# **2 (autodiff). Check a deeper MADE.** Build `made5 = tfb.AutoregressiveNetwork(params=2,
+# hidden_units=[16, 16], event_shape=[5], activation="tanh")` and compute `jac5`, the
+# $5 \times 5$ Jacobian of its log-scale outputs (`made5(x)[..., 1]`) with respect to one
+# input point $x$, as in section 3. Verify that output $i$ depends on inputs $j < i$ only,
+# and that it does depend on every one of them.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
+# answer: made5, jac5
+# hint: give the point a batch dimension, shape (1, 5), and tape.watch it (it is a constant,
+# hint: not a variable).
+# hint: tape.batch_jacobian(output, x) has shape (1, 5, 5); [0] drops the batch.
 made5 = tfb.AutoregressiveNetwork(params=2, hidden_units=[16, 16], event_shape=[5],
                                   activation="tanh", kernel_initializer="glorot_normal")
 x5 = tf.constant(np.random.default_rng(4).normal(size=(1, 5)).astype(np.float32))
@@ -695,28 +735,164 @@ with tf.GradientTape() as tape:
     tape.watch(x5)
     out5 = made5(x5)[..., 1]
 jac5 = tape.batch_jacobian(out5, x5)[0].numpy()
-print("strictly lower triangular:", np.allclose(np.triu(jac5), 0.0))
+print("d(output i) / d(input j) is non-zero at:")
+print((np.abs(jac5) > 1e-12).astype(int))
+
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def strictly_lower(jac):
+    if jac is None:
+        return None  # not answered yet
+    jac = np.asarray(jac)
+    return jac.shape == (5, 5) and np.allclose(np.triu(jac), 0.0)
+
+
+def full_below_diagonal(jac):
+    if jac is None:
+        return None
+    return bool(np.all(np.abs(np.asarray(jac)[np.tril_indices(5, -1)]) > 1e-12))
+
+
+def made_jacobian(net):
+    """The Jacobian of net's outputs at a new point, computed here independently."""
+    if net is None:
+        return None
+    x = tf.constant(np.random.default_rng(40).normal(size=(1, 5)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = net(x)[..., 1]
+    return tape.batch_jacobian(out, x)[0].numpy()
+
+
+print(check.that("jac5", lambda: strictly_lower(jac5),
+                 "jac5 is 5 x 5 and zero on and above the diagonal"))
+print(check.that("jac5", lambda: full_below_diagonal(jac5),
+                 "every entry of jac5 below the diagonal is non-zero"))
+print(check.that("made5", lambda: strictly_lower(made_jacobian(made5)),
+                 "at a new point too, made5's output i depends only on inputs j < i"))
 
 # %% [markdown]
-# **3 (trade-off). Where does IAF pay?** Using `flows.iaf`, time `log_prob` of the flow's own
-# samples and of fresh data points (both 512 points, $D = 32$). Why is the first much faster?
-# (Hint: a bijector remembers, for the exact tensor its `forward` returned, the input it came
-# from. `sample` produces points through `forward`, so `log_prob` of those very tensors can
-# skip the slow inverse. A copy, or any other points, cannot.) Both calls here run eagerly,
+# **3 (timing). Where does IAF pay?** Using `iaf32` from section 3, time `log_prob` of the
+# flow's own samples, of a copy of them (`tf.constant(own.numpy())`) and of fresh data points
+# (512 points each, $D = 32$), with `timing.measure`. Store the three medians, in seconds, as
+# `t_own`, `t_copy` and `t_fresh`. Why is the first much faster? Both calls here run eagerly,
 # which is why they are slower than the compiled timings above.
 
 # %% tags=["solution"]
+# answer: t_own, t_copy, t_fresh
+# hint: iaf32.distribution.sample(512, seed=...) gives the flow's own samples.
+# hint: timing.measure(lambda: ..., repeats=3) returns an object with .median in seconds; end
+# hint: the lambda with .numpy() so that the work is really done.
+# hint: a bijector remembers, for the exact tensor its forward returned, the input it came
+# hint: from; which of the three calls can use that memory?
 fresh = tf.constant(np.random.default_rng(6).normal(size=(512, D)).astype(np.float32))
 own = iaf32.distribution.sample(512, seed=seeding.stateless_seed(7))
-t_own = timing.measure(lambda: iaf32.distribution.log_prob(own).numpy(), repeats=3)
-t_fresh = timing.measure(lambda: iaf32.distribution.log_prob(fresh).numpy(), repeats=3)
-t_copy = timing.measure(lambda: iaf32.distribution.log_prob(tf.constant(own.numpy())).numpy(),
-                        repeats=3)
-print(f"own samples: {t_own.median * 1e3:.1f} ms; a copy of them: {t_copy.median * 1e3:.1f} ms;"
-      f" fresh points: {t_fresh.median * 1e3:.1f} ms")
-print("The cached inverse skips the slow direction; a copy pays for it like fresh points.")
+own_copy = tf.constant(own.numpy())
+t_own = timing.measure(lambda: iaf32.distribution.log_prob(own).numpy(), repeats=3).median
+t_copy = timing.measure(lambda: iaf32.distribution.log_prob(own_copy).numpy(), repeats=3).median
+t_fresh = timing.measure(lambda: iaf32.distribution.log_prob(fresh).numpy(), repeats=3).median
+print(f"own samples: {t_own * 1e3:.1f} ms; a copy of them: {t_copy * 1e3:.1f} ms; "
+      f"fresh points: {t_fresh * 1e3:.1f} ms")
+# sample() produced `own` through the forward map, so the bijector's cache returns the base
+# values for that very tensor and log_prob skips the slow inverse (D sequential passes per
+# layer). A copy holds the same numbers but is a different tensor: it pays like fresh points.
+
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def times_faster(slow, fast):
+    if slow is None or fast is None:
+        return None  # not answered yet
+    return slow > 3 * fast
+
+
+print(check.that("t_copy", lambda: times_faster(t_copy, t_own),
+                 "log_prob of a copy takes more than 3 times as long as of the own samples"))
+print(check.that("t_fresh", lambda: times_faster(t_fresh, t_own),
+                 "log_prob of fresh points takes more than 3 times as long as of own samples"))
 
 # %% [markdown]
-# **4 (explore). Depth.** Refit RealNVP to the checkerboard with 2, 6 and 12 coupling layers
-# (same settings otherwise) and compare held-out NLLs and training times. What does depth buy
-# for a density with sharp edges? (No solution cell: it takes several minutes of training.)
+# **4 (explore). Does the density integrate to 1?** A flow's density is exact, so it must
+# integrate to 1. Check it for the RealNVP trained on the two moons (`models["two_moons",
+# "RealNVP"]`): evaluate its density on a grid over $[-6, 6]^2$ with spacing 0.025 and add up
+# density times cell area. Store the result as `total_mass`, and the mass inside the data's
+# square $[-3, 3]^2$ as `mass_in_square`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: total_mass, mass_in_square
+# hint: np.meshgrid of two np.arange(-6, 6, 0.025) axes (take the cell centres), then stack
+# hint: the coordinates into an array of shape (number of points, 2), as float32.
+# hint: the flow's log_prob takes such an array; exp turns it into densities.
+step = 0.025
+axis = np.arange(-6.0, 6.0, step) + step / 2  # cell centres
+gx, gy = np.meshgrid(axis, axis)
+grid_points = np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
+density = np.exp(models["two_moons", "RealNVP"].log_prob(grid_points).numpy().astype(np.float64))
+total_mass = density.sum() * step**2
+inside = np.all(np.abs(grid_points) < 3.0, axis=-1)
+mass_in_square = density[inside].sum() * step**2
+print(f"{len(grid_points):,} grid points; total mass {total_mass:.3f}")
+# The mass outside [-3, 3]^2 is small but not zero: the flow's density is positive
+# everywhere, so its tails reach beyond the data.
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: a density integrates to 1, and the mass in a square is at most the total.
+def most_but_not_all(part, whole):
+    if part is None or whole is None:
+        return None  # not answered yet
+    return 0.9 < part <= whole
+
+
+print(check.close("total_mass", total_mass, expected=1.0, atol=0.01))
+print(check.that("mass_in_square", lambda: most_but_not_all(mass_in_square, total_mass),
+                 "most of the mass, and no more than the total, lies in [-3, 3]^2"))
+
+# %% [markdown]
+# **5 (challenge). A coupling layer by hand.** Write an affine coupling bijector for 2-D
+# points (`forward_min_event_ndims=1`) with fixed functions $s(x_1) = \tanh x_1$ and
+# $t(x_1) = x_1^2$: $y_1 = x_1$, $y_2 = x_2 e^{s(x_1)} + t(x_1)$. Store an instance as
+# `my_coupling`. The check runs `check_bijector` with `event_ndims=1` and compares the forward
+# map with the formula.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: my_coupling
+# hint: x[..., 0] and x[..., 1] are the two coordinates of every point; tf.stack([a, b],
+# hint: axis=-1) puts them back together.
+# hint: the inverse needs only y1, which equals x1; the log-det has one value per point.
+class TanhCoupling(tfb.Bijector):
+    def __init__(self, name="tanh_coupling"):
+        super().__init__(forward_min_event_ndims=1, name=name)
+
+    def _forward(self, x):
+        x1, x2 = x[..., 0], x[..., 1]
+        return tf.stack([x1, x2 * tf.exp(tf.tanh(x1)) + x1**2], axis=-1)
+
+    def _inverse(self, y):
+        y1, y2 = y[..., 0], y[..., 1]
+        return tf.stack([y1, (y2 - y1**2) * tf.exp(-tf.tanh(y1))], axis=-1)
+
+    def _forward_log_det_jacobian(self, x):
+        return tf.tanh(x[..., 0])  # log of dy2/dx2; dy1/dx1 = 1 adds 0
+
+
+my_coupling = TanhCoupling()
+print("checker passed:",
+      check_bijector(my_coupling, np.random.default_rng(5).standard_normal((10, 2)),
+                     event_ndims=1).passed)
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+points_ref = np.random.default_rng(50).standard_normal((12, 2)).astype(np.float32)
+check.bijector(
+    "my_coupling", my_coupling, points_ref, event_ndims=1,
+    expected_forward=lambda x: np.stack([x[:, 0], x[:, 1] * np.exp(np.tanh(x[:, 0]))
+                                         + x[:, 0] ** 2], axis=-1))
+
+# %% [markdown]
+# **Project (optional, no check: several minutes of training).** Depth. Refit RealNVP to
+# the checkerboard with 2, 6 and 12 coupling layers (same settings otherwise) and compare
+# held-out NLLs and training times. What does depth buy for a density with sharp edges?

@@ -154,6 +154,7 @@ def test_student_version_replaces_the_solution_by_a_stub_with_hints():
     stub = student.cells[2].source
     assert stub.splitlines() == [
         classroom.STUB_HEADER,
+        "# answer: total, mean",
         "# hint: use np.sum and divide by the count.",
         "total = None",
         "mean = None",

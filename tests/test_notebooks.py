@@ -81,6 +81,17 @@ def test_every_figure_has_a_caption(py):
             )
 
 
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=lambda p: p.name)
+def test_every_figure_is_stored_as_an_image(ipynb):
+    """A run under a headless backend (MPLBACKEND=Agg) drops figures without an error; the
+    committed notebook must hold one image per cell that shows a figure."""
+    nb = nbformat.read(ipynb, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "plt.show()" in cell.source:
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert images, f"{ipynb.name}: no stored figure for {cell.source[:60]!r}"
+
+
 # ---- the pairing check itself fails when one side is edited ----------------------------------
 
 

@@ -13,16 +13,18 @@ give hints, in comment lines that the student version keeps::
     kl_pq, stderr = res.estimate, res.stderr
 
     # %% tags=["check"]
-    check.close("kl_pq", kl_pq, expected=normal_kl(0.0, 1.0, 1.0, 0.5), atol=3 * stderr)
+    check.close("kl_pq", kl_pq, expected=normal_kl(0.0, 1.0, 1.0, 0.5), atol=0.01)
 
 :func:`student_version` turns the solution cell into a stub that keeps the hints and sets
 every answer to ``None``::
 
     # Exercise: write your solution here, then run the check cell below.
+    # answer: kl_pq, stderr
     # hint: draw from p, then average log p(x) - log q(x).
     kl_pq = None
     stderr = None
 
+(the ``# answer:`` line stays, so a student version is itself a valid exercise notebook)
 so the check cell runs and says ``✗ Not yet (kl_pq): ... still None``, and "Run all" still
 reaches the end of the notebook. The outputs of solution and check cells are cleared;
 everything else (text, other code, their outputs) is kept.
@@ -127,7 +129,8 @@ def exercises(nb: Any, *, name: str = "notebook") -> list[Exercise]:
 
 
 def _stub(exercise: Exercise) -> str:
-    lines = [STUB_HEADER, *exercise.hints, *(f"{a} = None" for a in exercise.answers)]
+    lines = [STUB_HEADER, f"# answer: {', '.join(exercise.answers)}", *exercise.hints,
+             *(f"{a} = None" for a in exercise.answers)]
     return "\n".join(lines)
 
 

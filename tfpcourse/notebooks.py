@@ -257,6 +257,9 @@ def execute(
         # ipykernel does not capture C-level output when it believes it runs under pytest;
         # a notebook executed here must behave as in JupyterLab, even when called by a test.
         os.environ.pop("PYTEST_CURRENT_TEST", None)
+        # A headless shell's MPLBACKEND=Agg would reach the kernel and replace Jupyter's inline
+        # backend: figures would silently vanish from the executed notebook.
+        os.environ.pop("MPLBACKEND", None)
         with client.setup_kernel():
             pid = _kernel_pid(client)
             if pid:
