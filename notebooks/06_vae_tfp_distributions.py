@@ -950,11 +950,11 @@ print("regulariser entries after one call:", len(keras_encoder.losses))
 # The cause is a known issue of `tfp.layers`
 # ([tensorflow/probability#1215](https://github.com/tensorflow/probability/issues/1215)):
 # a distribution layer returns its output in two forms internally, and Keras applies the
-# activity regulariser to each, so the layer records the same KL twice. (The alternative
-# layer, `tfpl.KLDivergenceAddLoss`, adds the KL *summed* over the batch, so it would need a
-# weight of one over the batch size instead.) We compensate with `weight=0.5` and check that
-# the model now adds exactly one mean KL. If a future release fixes the issue, this checked
-# cell will fail and say so, which is the point of keeping it.
+# activity regulariser to each, so the layer records the same KL twice. (If you use TFP's
+# other route, the `tfpl.KLDivergenceAddLoss` layer, measure it the same way: the weight that
+# gives the ELBO depends on how each layer adds its loss.) We compensate with `weight=0.5` and
+# check that the model now adds exactly one mean KL. If a future release fixes the issue,
+# this checked cell will fail and say so, which is the point of keeping it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -1168,13 +1168,14 @@ print(check.that("grad_pseudo", lambda: trains_the_pseudo_inputs(grad_pseudo),
                  "pseudo-inputs, so they train with the model"))
 
 # %% [markdown]
-# **4 (another dataset). Kuzushiji-MNIST.** Set `DATASET = "kmnist"` and load it. With
-# internet access, `data.load("kmnist")` downloads and verifies the files once, and the whole
-# chapter runs on it by changing that one line at the top (try it: do the mixture components
-# still line up with the classes?). Its training images cannot be downloaded here, so handle
-# `data.DataUnavailableError` and say what to do. Its *test* images are available: store the
-# MNIST-trained normal-prior model's negative ELBO on them (binarised as our test set) in
-# `kmnist_test_elbo`. What do you expect, and why?
+# **4 (another dataset). Kuzushiji-MNIST.** Load `"kmnist"`. With internet access,
+# `data.load("kmnist")` downloads and verifies the files once, and the whole chapter runs on
+# it by changing `DATASET` at the top (try it: how do the 2-D latent space and the mixture
+# components look for cursive characters?). Where its training images cannot be obtained, as
+# on the machine that made the stored outputs, handle `data.DataUnavailableError` and say
+# what to do; the test images alone may still be there. Store the MNIST-trained
+# normal-prior model's negative ELBO on the Kuzushiji-MNIST test images (binarised as our
+# test set) in `kmnist_test_elbo`. What do you expect, and why?
 
 # %% tags=["solution"]
 # answer: kmnist_test_elbo
