@@ -369,6 +369,11 @@ def elbo_terms(
     check_choice("kl", kl, ("analytic", "sampled", "auto"))
     q = encoder(x)
     z = q.sample(seed=seed)
+    return _terms_at(x, q, z, decoder, prior, kl)
+
+
+def _terms_at(x: Any, q: Any, z: Any, decoder: Any, prior: Any, kl: str) -> ElboTerms:
+    """The ELBO terms of ``x`` at the posterior sample ``z ~ q`` (``kl`` as in elbo_terms)."""
     reconstruction = decoder(z).log_prob(x)
     if kl == "sampled":
         kl_value = sampled_kl(q, prior, z)
@@ -560,15 +565,10 @@ class VAE(tf.Module):
             seed_z, seed_prior = tfp.random.split_seed(seed, n=2)
             q = self.encoder(x)
             z = q.sample(seed=seed_z)
-            reconstruction = self.decoder(z).log_prob(x)
-            try:
-                kl_value = tfd.kl_divergence(q, self.prior)
-            except NotImplementedError:
-                kl_value = sampled_kl(q, self.prior, z)
-            terms = ElboTerms(reconstruction - kl_value, reconstruction, kl_value)
+            terms = _terms_at(x, q, z, self.decoder, self.prior, self.kl)
             z_prior = self.prior.sample(tf.shape(z)[0], seed=seed_prior)
             penalty = mmd(z, z_prior)
-            loss = tf.reduce_mean(-reconstruction) + self.mmd_weight * penalty
+            loss = tf.reduce_mean(-terms.reconstruction) + self.mmd_weight * penalty
             metrics = {"mmd": penalty}
         metrics = {
             "loss": loss,
@@ -907,8 +907,7 @@ def importance_weighted_nll(
 def metrics_table(results: Mapping[str, Mapping[str, float]], digits: int = 2) -> str:
     """Format ``{model name: {metric: value}}`` as an aligned text table."""
     names = list(results)
-    columns = sorted({c for r in results.values() for c in r}, key=list(
-        dict.fromkeys(c for r in results.values() for c in r)).index)
+    columns = list(dict.fromkeys(c for r in results.values() for c in r))  # first-seen order
     width = max(len(n) for n in names)
     lines = [" " * width + "  " + "  ".join(f"{c:>14}" for c in columns)]
     for n in names:
