@@ -43,9 +43,11 @@
 # ## 0. Set-up
 #
 # Every chapter starts the same way: `device.setup()` starts TensorFlow quietly, reports the
-# devices it found and returns a distribution strategy (used from chapter 04 on);
-# `seed_everything` makes the run repeatable; `get_config()` says which *profile* we run in.
-# The `full` profile is what you read here; `smoke` is a tiny run for automated tests.
+# devices it found and returns a distribution strategy (a `MirroredStrategy` when there are
+# several GPUs; the chapters' models are small enough for one device, so they keep it only
+# for readers who want to build a model under `strategy.scope()`); `seed_everything` makes
+# the run repeatable; `get_config()` says which *profile* we run in. The `full` profile is
+# what you read here; `smoke` is a tiny run for automated tests.
 
 # %%
 from tfpcourse import device

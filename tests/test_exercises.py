@@ -12,15 +12,7 @@ from tfpcourse import check, classroom
 from tfpcourse import notebooks as nbs
 
 ROOT = Path(__file__).resolve().parents[1]
-# Chapters whose exercises are not yet in the solution/check format (issue #9). Strict xfail:
-# once a chapter is converted its tests pass, xfail(strict) turns that into a failure, and the
-# entry must be removed here.
-PENDING = {"07_mmd_vae": "exercises not yet converted to the solution/check format (#9)"}
-CHAPTERS = [
-    pytest.param(p, marks=pytest.mark.xfail(reason=PENDING[p.stem], strict=True))
-    if p.stem in PENDING else p
-    for p in nbs.find_notebooks(ROOT / "notebooks")
-]
+CHAPTERS = nbs.find_notebooks(ROOT / "notebooks")
 
 
 def _output_text(cell) -> str:

@@ -48,6 +48,21 @@ def test_latent_scatter_draws_into_a_given_axis():
     assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["0", "1", "2"]
 
 
+def test_latent_scatter_draws_the_prior_circles_asked_for():
+    from matplotlib.patches import Circle
+
+    ax = latent_scatter(CODES, LABELS, prior_circles=(1.0, 2.0)).axes[0]
+    circles = [p for p in ax.patches if isinstance(p, Circle)]
+    assert [c.get_radius() for c in circles] == [1.0, 2.0]
+    assert all(tuple(c.center) == (0.0, 0.0) and not c.get_fill() for c in circles)
+    assert not latent_scatter(CODES).axes[0].patches  # none by default
+
+
+def test_latent_scatter_rejects_a_non_positive_circle_radius():
+    with pytest.raises(ValueError, match="prior_circles"):
+        latent_scatter(CODES, prior_circles=(1.0, 0.0))
+
+
 @pytest.mark.parametrize("codes, labels, match", [
     (np.zeros((5, 3)), None, r"codes must have shape \(n, 2\).*got \(5, 3\)"),
     (np.zeros(4), None, r"codes must have shape \(n, 2\)"),

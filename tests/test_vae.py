@@ -705,6 +705,49 @@ def test_importance_weighted_nll_counts_images_and_is_independent_of_batching(va
     assert single.n == 1 and single.stderr == 0.0
 
 
+def test_per_image_bounds_are_what_the_nll_averages(vae, tf):
+    model = _small_vae(vae)
+    images = IMAGES[:10]
+    per_image = vae.importance_weighted_log_likelihoods(model, images, k=5, seed=3,
+                                                        batch_size=4)
+    assert per_image.shape == (10,) and per_image.dtype == np.float64
+    assert np.all(np.isfinite(per_image)) and np.all(per_image < 0)
+    result = vae.importance_weighted_nll(model, images, k=5, seed=3, batch_size=4)
+    assert result.nll == pytest.approx(-per_image.mean(), rel=1e-12)
+    assert result.stderr == pytest.approx(per_image.std(ddof=1) / np.sqrt(10), rel=1e-12)
+    # The same seed gives the same draws; another seed gives other draws.
+    again = vae.importance_weighted_log_likelihoods(model, images, k=5, seed=3, batch_size=4)
+    np.testing.assert_array_equal(again, per_image)
+    other = vae.importance_weighted_log_likelihoods(model, images, k=5, seed=4, batch_size=4)
+    assert not np.allclose(other, per_image)
+
+
+def test_per_image_bounds_tighten_with_k_on_average(vae, tf):
+    model = _small_vae(vae)
+    low, high = (vae.importance_weighted_log_likelihoods(model, IMAGES[:40], k=k, seed=0)
+                 for k in (1, 50))
+    gain = high - low
+    assert gain.mean() > 3 * gain.std(ddof=1) / np.sqrt(len(gain))
+
+
+def test_posterior_moments_encode_in_batches_like_one_call(vae, tf):
+    model = _small_vae(vae, latent_dim=3)
+    locs, scales = vae.posterior_moments(model, IMAGES[:25], batch_size=7)
+    assert locs.shape == scales.shape == (25, 3)
+    q = model.encoder(IMAGES[:25])
+    np.testing.assert_allclose(locs, q.mean().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scales, q.stddev().numpy(), rtol=1e-5, atol=1e-6)
+    assert np.all(scales > 0)
+
+
+def test_posterior_moments_checks_its_inputs(vae, tf):
+    model = _small_vae(vae)
+    with pytest.raises(ValueError, match="images must be a non-empty batch"):
+        vae.posterior_moments(model, np.zeros((0, *IMAGE), np.float32))
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.posterior_moments(model, IMAGES[:2], batch_size=0)
+
+
 def test_importance_weighted_nll_checks_its_inputs(vae, tf):
     model = _small_vae(vae)
     with pytest.raises(ValueError, match="images must be a non-empty batch"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tfpcourse._validate import check_int
+from tfpcourse._validate import check_int, check_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -290,14 +290,19 @@ def latent_scatter(
     title: str | None = None,
     size: float = 2.0,
     limits: tuple[float, float] | None = None,
+    prior_circles: Sequence[float] = (),
 ) -> Figure:
     """Scatter 2-D latent codes, coloured by class label (one colour and legend entry each).
 
     ``codes`` has shape ``(n, 2)`` (e.g. posterior means of a test set). ``limits`` sets the
     same range on both axes (e.g. to compare two models); the default fits the codes.
+    ``prior_circles`` draws dashed circles of these radii around the origin: for a standard
+    normal prior, radii 1 and 2 hold 39% and 86% of its mass.
     """
     import matplotlib.pyplot as plt
 
+    radii = [check_number("prior_circles", r, minimum=0.0, strict_minimum=True)
+             for r in prior_circles]
     codes = np.asarray(codes, dtype=float)
     if codes.ndim != 2 or codes.shape[1] != 2 or codes.shape[0] == 0:
         raise ValueError(f"codes must have shape (n, 2) with n >= 1, got {codes.shape}")
@@ -322,6 +327,8 @@ def latent_scatter(
                        color=cmap(i % 10), label=name)
         ax.legend(markerscale=4 / max(size, 0.5), fontsize=7, loc="center left",
                   bbox_to_anchor=(1.0, 0.5), frameon=False)
+    for radius in radii:
+        ax.add_patch(plt.Circle((0.0, 0.0), radius, fill=False, ls="--", lw=0.9, color="k"))
     if limits is not None:
         ax.set_xlim(*limits)
         ax.set_ylim(*limits)
