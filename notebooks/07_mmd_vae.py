@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpcourse import check, config, data, pipelines, plot, seeding, timing, vae
+from tfpcourse import check, config, data, latent, pipelines, plot, seeding, timing, vae
 
 tfd = tfp.distributions
 cfg = config.get_config()
@@ -691,12 +691,6 @@ N_MMD = min(2000, N_TEST)
 prior_draws = prior.sample(N_MMD, seed=seeding.stateless_seed(9))
 
 
-def aggregate_sample(locs, scales, seed):
-    """One draw z ~ q(z | x) per image: a sample of the aggregate posterior q(z)."""
-    noise = tf.random.stateless_normal(locs.shape, seed=seeding.stateless_seed(seed))
-    return locs + scales * noise.numpy()
-
-
 sweep = {}
 for weight in [10.0, 100.0, 1000.0]:
     seeding.seed_everything(0)
@@ -704,7 +698,7 @@ for weight in [10.0, 100.0, 1000.0]:
     history = vae.fit(model, training_data(SWEEP_SUBSET), epochs=SWEEP_EPOCHS, seed=0)
     heldout_metrics = vae.evaluate(model, heldout_ds, seed=0)
     locs, scales = vae.posterior_moments(model, heldout_binary)
-    z_agg = aggregate_sample(locs, scales, seed=10)
+    z_agg = latent.aggregate_sample(locs, scales, seed=10)  # one z ~ q(z | x) per image
     sweep[weight] = {"-E log p(x|z)": -heldout_metrics["reconstruction"],
                      "MMD^2 to p(z)": float(vae.mmd(z_agg[:N_MMD], prior_draws)),
                      "KL": heldout_metrics["kl"]}
@@ -818,7 +812,8 @@ print("prior           " + " ".join(f"{1 - np.exp(-r**2 / 2):6.3f}" for r in rad
 prior_radius = np.linalg.norm(prior.sample(N_TEST, seed=seeding.stateless_seed(15)), axis=1)
 print("prior samples   " + " ".join(f"{np.mean(prior_radius < r):6.3f}" for r in radii))
 for name in models:
-    radius_z = np.linalg.norm(aggregate_sample(codes[name], scales[name], seed=14), axis=1)
+    z_name = latent.aggregate_sample(codes[name], scales[name], seed=14)
+    radius_z = np.linalg.norm(z_name, axis=1)
     print(f"{name:15s} " + " ".join(f"{np.mean(radius_z < r):6.3f}" for r in radii))
 
 # %% [markdown]
@@ -912,55 +907,20 @@ plt.show()
 #
 # Both cluster measures depend only on ratios of distances, so a model is not rewarded for
 # spreading its codes more widely. scikit-learn is not installed in the course environment,
-# so the three small helpers are written with NumPy and checked on tiny inputs first.
-
-# %%
-def knn_accuracy(reference, reference_labels, query, query_labels, k=15, chunk=1000):
-    """Share of query codes whose k nearest reference codes vote for their true class."""
-    correct = 0
-    for i in range(0, len(query), chunk):
-        d2 = vae.pairwise_squared_distances(query[i:i + chunk], reference).numpy()
-        nearest = np.argpartition(d2, k, axis=1)[:, :k]
-        votes = np.apply_along_axis(np.bincount, 1, reference_labels[nearest], minlength=10)
-        correct += int(np.sum(votes.argmax(axis=1) == query_labels[i:i + chunk]))
-    return correct / len(query)
-
-
-def silhouette(points, labels):
-    """Mean silhouette (b - a) / max(a, b) with the classes as clusters (Euclidean)."""
-    dist = np.sqrt(vae.pairwise_squared_distances(points, points).numpy().astype(np.float64))
-    classes = np.unique(labels)
-    counts = np.array([np.sum(labels == c) for c in classes])
-    mean_to = np.stack([dist[:, labels == c].mean(axis=1) for c in classes], axis=1)
-    own = np.searchsorted(classes, labels)
-    rows_ = np.arange(len(points))
-    a = mean_to[rows_, own] * counts[own] / (counts[own] - 1)  # leave the point itself out
-    mean_to[rows_, own] = np.inf
-    b = mean_to.min(axis=1)
-    return float(np.mean((b - a) / np.maximum(a, b)))
-
-
-def mutual_information(locs, scales_, z, chunk=500):
-    """Monte Carlo I(x; z) under q, with the test set as the data distribution:
-    mean over i of log q(z_i | x_i) - log (1/N) sum_j q(z_i | x_j)."""
-    q_all = tfd.MultivariateNormalDiag(locs, scales_)  # batch of N posteriors
-    own = q_all.log_prob(z).numpy()
-    log_agg = np.concatenate([
-        (tf.reduce_logsumexp(q_all.log_prob(z[i:i + chunk, None, :]), axis=1)
-         - np.log(len(locs))).numpy()
-        for i in range(0, len(z), chunk)])
-    return own - log_agg, log_agg
-
+# so `tfpcourse.latent` implements the three measures (and the aggregate sample) with NumPy,
+# a few lines each: read them with `latent.silhouette??`. We check them on tiny inputs with
+# known answers first.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Check the helpers on tiny inputs with known answers.
 pts = np.array([[0, 0], [0, 1], [10, 0], [10, 1]], np.float32)
 lab = np.array([0, 0, 1, 1])
-print("k-NN, well separated:", knn_accuracy(pts, lab, pts + 0.1, lab, k=1))
+print("k-NN, well separated:", latent.knn_accuracy(pts, lab, pts + 0.1, lab, k=1))
 a_in, b_out = 1.0, (10 + np.sqrt(101)) / 2
-print("silhouette:", round(silhouette(pts, lab), 6), "expected", round((b_out - a_in) / b_out, 6))
-mi_terms, _ = mutual_information(pts, np.full_like(pts, 0.01), pts)
+print("silhouette:", round(latent.silhouette(pts, lab), 6), "expected",
+      round((b_out - a_in) / b_out, 6))
+mi_terms, _ = latent.mutual_information(pts, np.full_like(pts, 0.01), pts)
 print("MI of 4 distinguishable codes:", round(float(mi_terms.mean()), 4), "= log 4 =",
       round(float(np.log(4)), 4))
 
@@ -972,8 +932,8 @@ for name, model in models.items():
     mu, sd = codes[name], scales[name]
     probs = np.concatenate([model.decode(mu[i:i + 2000]).numpy() for i in range(0, N_TEST, 2000)])
     mse = np.mean(np.sum((probs - test_grey) ** 2, axis=(1, 2, 3)))
-    z_agg = aggregate_sample(mu, sd, seed=12)
-    mi_terms, log_agg = mutual_information(mu, sd, z_agg)
+    z_agg = latent.aggregate_sample(mu, sd, seed=12)
+    mi_terms, log_agg = latent.mutual_information(mu, sd, z_agg)
     results[name] = {
         "-E log p(x|z)": -test_metrics["reconstruction"],
         "KL": test_metrics["kl"],
@@ -981,8 +941,9 @@ for name, model in models.items():
         "MSE (grey)": mse,
         "MMD^2 to p(z)": float(vae.mmd(z_agg[:N_MMD], prior_draws)),
         "I(x;z)": float(mi_terms.mean()),
-        "k-NN acc.": knn_accuracy(mu[:half], test_labels[:half], mu[half:], test_labels[half:]),
-        "silhouette": silhouette(mu[:N_MMD], test_labels[:N_MMD]),
+        "k-NN acc.": latent.knn_accuracy(mu[:half], test_labels[:half], mu[half:],
+                                         test_labels[half:]),
+        "silhouette": latent.silhouette(mu[:N_MMD], test_labels[:N_MMD]),
     }
     extra[name] = (mi_terms, log_agg, z_agg)
 floor = float(vae.mmd(prior.sample(N_MMD, seed=seeding.stateless_seed(13)), prior_draws))

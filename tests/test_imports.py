@@ -23,6 +23,7 @@ LIGHT = [
     "tfpcourse.notebooks",
     "tfpcourse.cli",
     "tfpcourse.device",
+    "tfpcourse.latent",
 ]
 HEAVY = ["tensorflow", "tensorflow_probability", "keras", "tf_keras", "matplotlib", "nbclient"]
 
