@@ -433,18 +433,24 @@ for d in [2, 8, 32, 128]:
 # distribution averages.
 
 # %%
+def bump_components(a):
+    """Means and variances of the two bumps N((+-a, 0), diag(1 - a^2, 1))."""
+    return [(np.array([a, 0.0]), np.array([1 - a**2, 1.0])),
+            (np.array([-a, 0.0]), np.array([1 - a**2, 1.0]))]
+
+
 def two_bumps(a):
-    """Equal mixture of N((+-a, 0), diag(1 - a^2, 1)): mean 0, covariance I."""
-    locs = np.array([[a, 0.0], [-a, 0.0]], np.float32)
-    scales_ = np.array([[np.sqrt(1 - a**2), 1.0]] * 2, np.float32)
-    return tfd.MixtureSameFamily(tfd.Categorical(logits=[0.0, 0.0]),
-                                 tfd.MultivariateNormalDiag(locs, scales_))
+    """Equal mixture of the two bumps: mean 0, covariance I."""
+    means, variances = (np.array(part) for part in zip(*bump_components(a)))
+    return tfd.MixtureSameFamily(
+        tfd.Categorical(logits=[0.0, 0.0]),
+        tfd.MultivariateNormalDiag(means.astype(np.float32),
+                                   np.sqrt(variances).astype(np.float32)))
 
 
 def split_expected_kernels(a, s):
     """E k(x, x'), E k(y, y'), E k(x, y) for x ~ N(0, I_2) and y ~ two_bumps(a)."""
-    comps = [(np.array([a, 0.0]), np.array([1 - a**2, 1.0])),
-             (np.array([-a, 0.0]), np.array([1 - a**2, 1.0]))]
+    comps = bump_components(a)
     k_pp = expected_kernel(np.zeros(2), 2.0, s)
     k_qq = np.mean([expected_kernel(m1 - m2, v1 + v2, s) for m1, v1 in comps for m2, v2 in comps])
     k_pq = np.mean([expected_kernel(m, v + 1.0, s) for m, v in comps])
@@ -812,8 +818,8 @@ print("prior           " + " ".join(f"{1 - np.exp(-r**2 / 2):6.3f}" for r in rad
 prior_radius = np.linalg.norm(prior.sample(N_TEST, seed=seeding.stateless_seed(15)), axis=1)
 print("prior samples   " + " ".join(f"{np.mean(prior_radius < r):6.3f}" for r in radii))
 for name in models:
-    z_name = latent.aggregate_sample(codes[name], scales[name], seed=14)
-    radius_z = np.linalg.norm(z_name, axis=1)
+    z_sample = latent.aggregate_sample(codes[name], scales[name], seed=14)
+    radius_z = np.linalg.norm(z_sample, axis=1)
     print(f"{name:15s} " + " ".join(f"{np.mean(radius_z < r):6.3f}" for r in radii))
 
 # %% [markdown]
