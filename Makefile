@@ -7,6 +7,9 @@
 #   make execute    re-execute the notebooks in place in the full profile (for committing)
 #   make lab        open the notebooks in JupyterLab
 #   make book       build only the website (warnings are errors); prints where it is
+#   make lock       re-resolve requirements/lock.txt (the exact stack of the stored outputs)
+#   make matrix     unit tests + nbval smoke run on every Python 3.10-3.13 found (slow, noxfile.py)
+#   make stacks     every chapter on the oldest, locked and canary TF stacks + upgrade report (slow)
 #
 # Variables: PYTHON (interpreter used to create the venv), VENV, TFPCOURSE_PROFILE,
 # TFPCOURSE_DATA_DIR, TFPCOURSE_DATA_MIRROR (see README).
@@ -16,15 +19,32 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN_PROFILE ?= smoke
 
-.PHONY: all setup data run book test lint execute lab clean
+.PHONY: all setup data run book test lint execute lab clean lock matrix stacks
 
 all: setup data run book
 
-$(BIN)/.installed: pyproject.toml
+# The locked stack (requirements/lock.txt, with hashes) is what produced the stored notebook
+# outputs; it resolves on Python 3.11.7-3.13. On another Python (3.10) the course installs from
+# the ranges in pyproject.toml instead, and says so.
+$(BIN)/.installed: pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,book]"
+	@if $(BIN)/python -c 'import sys; sys.exit(not (3, 11, 7) <= sys.version_info[:3] < (3, 14))'; then \
+	  echo "Installing the locked stack (requirements/lock.txt)"; \
+	  $(BIN)/python -m pip install --quiet --require-hashes -r requirements/lock.txt; \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .; \
+	else \
+	  echo "$$($(BIN)/python -V) is outside the lock (3.11.7-3.13): installing from the ranges in pyproject.toml"; \
+	  $(BIN)/python -m pip install --quiet -e ".[dev,book]"; \
+	fi
 	touch $@
+
+# Re-resolve requirements/lock.txt after a change to pyproject.toml's dependencies (existing
+# pins are kept where they still fit; `make lock UPGRADE=--upgrade` takes the newest releases).
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra book --universal \
+	  --python-version 3.11.7 --generate-hashes --custom-compile-command "make lock" \
+	  $(UPGRADE) -o requirements/lock.txt
 
 setup: $(BIN)/.installed
 

@@ -52,7 +52,8 @@ def test_notebook_is_committed_executed_in_the_full_profile(ipynb):
     assert counts == list(range(1, len(code) + 1)), "cells were not executed top to bottom"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, f"stored outputs contain errors: {errors[0].ename}"
-    setup_text = "".join(o.get("text", "") for o in code[0].outputs)
+    setup = next(c for c in code if "device.setup(" in c.source)
+    setup_text = "".join(o.get("text", "") for o in setup.outputs)
     assert "Profile: full" in setup_text, "the stored run was not made in the full profile"
     stderr = [o.text for c in code for o in c.outputs if o.get("name") == "stderr"]
     assert not stderr, f"stored outputs contain stderr noise: {stderr[0][:200]!r}"
@@ -60,10 +61,39 @@ def test_notebook_is_committed_executed_in_the_full_profile(ipynb):
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
 def test_notebooks_do_not_read_environment_variables(py):
-    text = py.read_text(encoding="utf-8")
+    # The bootstrap cell (tested below) is the one exception: it runs before tfpcourse exists.
+    text = py.read_text(encoding="utf-8").replace(nbs.BOOTSTRAP_SOURCE, "")
     assert not re.search(r"os\.environ|getenv\(", text), (
         f"{py.name} reads the environment; ask tfpcourse.config.get_config() instead"
     )
+
+
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_bootstrap(ipynb):
+    """Colab/Binder: the first code cell installs the course when it is missing; it is the
+    same everywhere, collapsed in the book, and prints nothing on a supported stack."""
+    nb = nbformat.read(ipynb, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert first.source == nbs.BOOTSTRAP_SOURCE, "the first code cell must be the bootstrap"
+    assert nbs.BOOTSTRAP_TAG in first.metadata.get("tags", [])
+    assert first.outputs == [], "the bootstrap printed something in the stored run"
+    later = [c for c in nb.cells if c.cell_type == "code"][1:]
+    assert all(nbs.BOOTSTRAP_SOURCE not in c.source for c in later)
+
+
+def test_bootstrap_installs_from_the_books_repository():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text(encoding="utf-8"))
+    assert config["repository"]["url"] == nbs.REPOSITORY_URL
+    assert f"git+{nbs.REPOSITORY_URL}" in nbs.BOOTSTRAP_SOURCE
+
+
+def test_bootstrap_does_nothing_when_the_course_is_installed(capsys):
+    namespace: dict = {}
+    exec(compile(nbs.BOOTSTRAP_SOURCE, "bootstrap", "exec"), namespace)
+    assert "source" not in namespace  # the install branch did not run
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)

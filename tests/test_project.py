@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 import yaml
 from packaging.requirements import Requirement
@@ -37,16 +42,73 @@ def test_environment_python_matches_requires_python():
     assert SpecifierSet(PYPROJECT["project"]["requires-python"]).contains(f"{version}.0")
 
 
-def test_environment_pins_agree_with_pyproject():
-    project = _project_requirements()
+def _lock() -> dict[str, str]:
+    """name -> version of every package in requirements/lock.txt."""
+    text = (ROOT / "requirements" / "lock.txt").read_text(encoding="utf-8")
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", text, re.M)
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+def test_environment_pins_are_the_locked_versions():
+    lock = _lock()
     pinned = [Requirement(line) for line in _pip_section() if not line.startswith("-e")]
-    assert pinned, "environment.yml pins nothing: expected the core TF/TFP stack"
+    assert {r.name for r in pinned} >= {"tensorflow", "tensorflow-probability", "tf-keras"}
     for req in pinned:
-        assert req.name.lower() in project, f"{req.name} is in environment.yml only"
-        assert req.specifier == project[req.name.lower()].specifier, (
-            f"{req.name}: environment.yml says {req.specifier}, "
-            f"pyproject.toml says {project[req.name.lower()].specifier}"
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"environment.yml must pin {req.name} exactly"
+        assert lock[req.name.lower()] == spec.version, (
+            f"{req.name}: environment.yml says {spec.version}, "
+            f"requirements/lock.txt says {lock[req.name.lower()]}"
         )
+
+
+def test_lock_pins_every_dependency_inside_its_range_with_hashes():
+    lock = _lock()
+    for name, req in _project_requirements().items():
+        if req.marker is not None and not req.marker.evaluate({"python_version": "3.11"}):
+            continue
+        assert name in lock, f"{name} is a dependency but not in requirements/lock.txt"
+        assert req.specifier.contains(lock[name], prereleases=True), (
+            f"the lock's {name} {lock[name]} is outside pyproject's {req.specifier}"
+        )
+    text = (ROOT / "requirements" / "lock.txt").read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    unhashed = [e.split()[0] for e in entries if e.strip() and "--hash=sha256:" not in e]
+    assert not unhashed, f"lock entries without hashes: {unhashed[:5]}"
+
+
+def test_lock_is_the_stack_of_the_stored_outputs():
+    from tfpcourse.stack import STORED_OUTPUTS_STACK
+
+    lock = _lock()
+    for name, version in STORED_OUTPUTS_STACK.items():
+        if name != "python":
+            assert lock[name] == version, (name, lock[name], version)
+    assert SpecifierSet(PYPROJECT["project"]["requires-python"]).contains(
+        STORED_OUTPUTS_STACK["python"] + ".7")
+
+
+def test_core_dependencies_are_ranges_that_the_stack_check_knows():
+    from tfpcourse import stack
+
+    project = _project_requirements()
+    for name in stack.CORE:
+        spec = project[name].specifier
+        assert {s.operator for s in spec} == {">=", "<"}, f"{name} should be a range: {spec}"
+        assert spec == SpecifierSet(stack._FALLBACK_RANGES[name]), (name, str(spec))
+    # tf-keras follows TensorFlow's versions.
+    assert project["tf-keras"].specifier == project["tensorflow"].specifier
+    assert project["jupyter-book"].specifier == SpecifierSet(">=1.0.4,<2")
+
+
+def test_every_supported_python_is_declared_and_ruff_targets_the_oldest():
+    requires = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    minors = [f"3.{m}" for m in range(8, 16) if requires.contains(f"3.{m}.0")]
+    assert minors == ["3.10", "3.11", "3.12", "3.13"], minors
+    classifiers = PYPROJECT["project"]["classifiers"]
+    for minor in minors:
+        assert f"Programming Language :: Python :: {minor}" in classifiers
+    assert PYPROJECT["tool"]["ruff"]["target-version"] == "py310"
 
 
 def test_environment_installs_the_package_with_every_extra():
@@ -58,14 +120,6 @@ def test_environment_installs_the_package_with_every_extra():
     defined = set(PYPROJECT["project"]["optional-dependencies"])
     # `notebooks` is contained in both `dev` and `book`.
     assert extras | {"notebooks"} == defined
-
-
-def test_core_stack_is_pinned_exactly():
-    project = _project_requirements()
-    for name, version in [("tensorflow", "2.21.0"), ("tensorflow-probability", "0.25.0"),
-                          ("tf-keras", "2.21.0")]:
-        assert str(project[name].specifier) == f"=={version}"
-    assert project["jupyter-book"].specifier == SpecifierSet(">=1.0.4,<2")
 
 
 def test_readme_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():

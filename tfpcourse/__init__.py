@@ -3,6 +3,7 @@
 The package is deliberately light to import: TensorFlow is loaded only when a helper needs it
 (``tfpcourse.device.setup()`` is the usual first call of a notebook). Modules, one concept each:
 
+``stack``      the supported TensorFlow versions, the stack of the stored outputs, what to install
 ``config``     run profiles (``full`` / ``smoke``) and environment settings
 ``device``     quiet, GPU-ready TensorFlow start-up and the distribution strategy
 ``seeding``    reproducible randomness, including TFP stateless seeds
@@ -27,3 +28,9 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 
 __version__ = "0.1.0"
 __all__ = ["__version__"]
+
+# One line on stderr when the installed TensorFlow stack is not the one the stored outputs were
+# made with (silent on that stack; it reads package metadata only, never imports TensorFlow).
+from tfpcourse import stack as _stack
+
+_stack.notice_once()

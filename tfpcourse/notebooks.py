@@ -21,6 +21,8 @@ from typing import Any
 from tfpcourse.config import PROFILE_ENV, PROFILES, _check_profile
 
 __all__ = [
+    "BOOTSTRAP_SOURCE",
+    "BOOTSTRAP_TAG",
     "CHECK_MARKER",
     "FLOAT_DIGITS",
     "CheckStats",
@@ -34,6 +36,32 @@ __all__ = [
 ]
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+REPOSITORY_URL = "https://github.com/tfpcourse/tfpcourse"
+"""The course's repository (the same address as ``repository.url`` in ``book/_config.yml``)."""
+
+BOOTSTRAP_TAG = "hide-cell"
+"""The tag of the bootstrap cell: the book collapses it behind a "show" button."""
+
+BOOTSTRAP_SOURCE = f"""\
+# Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("tfpcourse") is None:
+    source = os.environ.get("TFPCOURSE_INSTALL", "git+{REPOSITORY_URL}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    importlib.invalidate_caches()
+from tfpcourse import stack
+
+stack.require_supported()"""
+"""The first code cell of every chapter (tested). It installs the course when the kernel does
+not have it, without replacing a TensorFlow that is already inside the supported range
+(``TFPCOURSE_INSTALL`` may name another source, e.g. a local wheel, as the tests do), then stops
+with a message that says what to install when the TensorFlow stack is unsupported. It prints
+nothing on a supported set-up, so nbval's checked outputs do not depend on it."""
 
 FLOAT_DIGITS = 4
 """Checked outputs are compared after rounding every decimal number to this many significant
