@@ -99,5 +99,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--colab", action="store_true", default=False,
+        help="also run the slow Colab-like install test (tests/test_colab.py, several minutes)",
+    )
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
     config.pluginmanager.get_plugin("terminalreporter")._tfpcourse_items = list(items)
+    if not config.getoption("--colab"):
+        skip = pytest.mark.skip(reason="opt-in and slow: pytest tests/test_colab.py --colab")
+        for item in items:
+            if "colab" in item.keywords:
+                item.add_marker(skip)

@@ -230,11 +230,13 @@ def test_write_student_versions_rejects_missing_or_non_notebook_files(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def test_doctor_accepts_the_tested_python_and_fails_an_old_one():
-    assert doctor.check_python((3, 11, 7)).status == doctor.OK
-    assert doctor.check_python((3, 12, 1)).status == doctor.WARN
-    old = doctor.check_python((3, 8, 10))
-    assert old.status == doctor.FAIL and "3.11" in old.fix
+def test_doctor_accepts_every_supported_python_and_fails_an_old_one():
+    for version in ((3, 10, 13), (3, 11, 7), (3, 12, 1), (3, 13, 0)):
+        assert doctor.check_python(version).status == doctor.OK, version
+    assert "stored outputs" in doctor.check_python((3, 11, 7)).detail
+    for version in ((3, 8, 10), (3, 9, 18), (3, 14, 0)):
+        old = doctor.check_python(version)
+        assert old.status == doctor.FAIL and "3.10 to 3.13" in old.detail, version
 
 
 def test_doctor_flags_a_tf_keras_that_does_not_match_tensorflow():
@@ -243,7 +245,8 @@ def test_doctor_flags_a_tf_keras_that_does_not_match_tensorflow():
     findings = {f.topic: f for f in doctor.check_packages(versions.get)}
     assert findings["tensorflow"].status == doctor.OK
     assert findings["tf-keras"].status == doctor.FAIL
-    assert "tf-keras~=2.21.0" in findings["tf-keras"].fix
+    assert "does not match TensorFlow 2.21.0" in findings["tf-keras"].detail
+    assert '"tf-keras==2.21.*"' in findings["tf-keras"].fix
 
 
 def test_doctor_reports_missing_packages_as_failures():
@@ -252,13 +255,23 @@ def test_doctor_reports_missing_packages_as_failures():
     assert "pip install" in findings["tensorflow"].fix
 
 
-def test_doctor_warns_on_untested_versions():
+def test_doctor_accepts_an_older_supported_stack_and_says_it_differs():
+    versions = {"tensorflow": "2.19.0", "tensorflow-probability": "0.25.0",
+                "tf-keras": "2.19.0", "keras": "3.10.0"}
+    findings = {f.topic: f for f in doctor.check_packages(versions.get)}
+    assert all(f.status == doctor.OK for f in findings.values())
+    assert "stored outputs were made with 2.21.0" in findings["tensorflow"].detail
+
+
+def test_doctor_fails_versions_outside_the_range():
     versions = {"tensorflow": "2.22.0", "tensorflow-probability": "0.26.0",
                 "tf-keras": "2.22.0", "keras": "3.16.0"}
     findings = {f.topic: f for f in doctor.check_packages(versions.get)}
-    assert findings["tensorflow"].status == doctor.WARN
-    assert findings["tf-keras"].status == doctor.WARN  # matches TF, but untested
-    assert findings["keras"].status == doctor.OK
+    assert findings["tensorflow"].status == doctor.FAIL
+    assert "outside the supported range >=2.18,<2.22" in findings["tensorflow"].detail
+    assert findings["tensorflow-probability"].status == doctor.FAIL
+    assert findings["keras"].status == doctor.OK  # no range of its own: TensorFlow picks it
+    assert 'pip install "tensorflow==2.21.0"' in findings["tensorflow"].fix
 
 
 def test_doctor_finds_an_unwritable_cache_folder(tmp_path, monkeypatch):

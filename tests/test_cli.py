@@ -64,3 +64,14 @@ def test_run_reports_a_failing_notebook(tmp_path):
     path = tmp_path / "00_broken.ipynb"
     nbformat.write(nb, path)
     assert cli.main(["run", str(path), "--profile", "smoke"]) == 1
+
+
+def test_regress_compares_a_chapter_with_itself_and_refuses_a_missing_folder(tmp_path, capsys):
+    chapter = ROOT / "notebooks" / "02_distributions.ipynb"
+    report = tmp_path / "r.json"
+    assert cli.main(["regress", str(chapter), str(chapter), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "| 02_distributions.ipynb |" in out and "**PASS**" in out
+    assert json.loads(report.read_text())["passed"] is True
+    assert cli.main(["regress", str(tmp_path / "nowhere"), str(chapter)]) == 2
+    assert "baseline" in capsys.readouterr().err

@@ -34,6 +34,21 @@ def test_filter_removes_tensorflow_startup_lines_and_keeps_real_errors():
     assert kept == real
 
 
+def test_filter_understands_the_log_format_of_tensorflow_2_18_and_2_19():
+    # Seen on TensorFlow 2.19 (the Colab-like test): TSL's own timestamped format.
+    noise = (
+        "2026-12-03 15:10:50.744021: E tensorflow/core/util/util.cc:131] oneDNN supports "
+        "DT_INT32 only on platforms with AVX-512. Falling back to the default Eigen-based "
+        "implementation if present.\n"
+        "2026-12-03 14:53:38.417168: I tensorflow/core/util/port.cc:153] oneDNN custom "
+        "operations are on.\n"
+        "2026-12-03 14:53:38.435117: E external/local_xla/xla/stream_executor/cuda/"
+        "cuda_fft.cc:477] Unable to register cuFFT factory: Attempting to register factory\n"
+    )
+    real = "2026-12-03 14:53:38.435117: E tensorflow/core/framework/op.cc:1] Out of memory\n"
+    assert device.filter_tf_noise(noise + real) == real
+
+
 def test_filter_drops_the_lazy_onednn_integer_note():
     line = ("E0000 00:00:1795290745.020089   14028 util.cc:131] oneDNN supports DT_INT32 only on "
             "platforms with AVX-512. Falling back to the default Eigen-based implementation.\n")

@@ -24,6 +24,7 @@ LIGHT = [
     "tfpcourse.cli",
     "tfpcourse.device",
     "tfpcourse.latent",
+    "tfpcourse.regress",
 ]
 HEAVY = ["tensorflow", "tensorflow_probability", "keras", "tf_keras", "matplotlib", "nbclient"]
 

@@ -9,6 +9,7 @@
     tfpcourse book [--execute]          # build the course website, print where it is
     tfpcourse doctor                    # check this environment, say what to fix
     tfpcourse student [--output-dir D]  # write student versions (solutions -> stubs)
+    tfpcourse regress BASELINE CANDIDATE  # what changed between two runs, chapter by chapter
 """
 
 from __future__ import annotations
@@ -173,6 +174,29 @@ def _student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regress(args: argparse.Namespace) -> int:
+    from tfpcourse import regress
+
+    try:
+        report = regress.compare_runs(args.baseline, args.candidate,
+                                      fail_on_warning=args.fail_on_warning,
+                                      allow_profile_mismatch=args.allow_profile_mismatch)
+    except (OSError, ValueError) as err:  # missing folders, other profiles, malformed markers
+        print(f"Cannot compare the runs: {err}", file=sys.stderr)
+        return 2
+    text = regress.to_markdown(report)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+        print(f"{report.summary()}; report written to {args.markdown}")
+    else:
+        print(text, end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(regress.to_json(report), indent=2) + "\n",
+                                   encoding="utf-8")
+        print(f"JSON report written to {args.json}")
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfpcourse", description="Tools for the tfpcourse notebooks and their data."
@@ -232,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_student.add_argument("--output-dir", default="student",
                            help="where to write them (default: ./student)")
     p_student.set_defaults(func=_student)
+
+    p_regress = sub.add_parser(
+        "regress", help="compare two runs of the notebooks (e.g. before and after an upgrade)"
+    )
+    p_regress.add_argument("baseline", help="folder of NN_*.ipynb or one .ipynb (e.g. notebooks)")
+    p_regress.add_argument("candidate", help="the same, from the new run")
+    p_regress.add_argument("--markdown", help="write the report here (print a summary line)")
+    p_regress.add_argument("--json", help="also write the report as JSON to this file")
+    p_regress.add_argument("--fail-on-warning", action="store_true",
+                           help="exit 1 when a cell prints a warning the baseline did not")
+    p_regress.add_argument("--allow-profile-mismatch", action="store_true",
+                           help="compare runs made in different profiles (smoke vs full)")
+    p_regress.set_defaults(func=_regress)
     return parser
 
 

@@ -51,7 +51,12 @@ __all__ = [
 # information, not problems, on a CPU-only machine.
 # e.g. "I0000 00:00:1795289078.513615    2287 port.cc:153] ..." (the seconds field may be a
 # whole epoch timestamp before absl is initialised).
-_GLOG_LINE = re.compile(r"^[IWEF]\d{4} \d+:\d+:\d+(\.\d+)?\s+\d+\s+\S+:\d+\]\s")
+# TensorFlow 2.18 and 2.19 also log in TSL's own format:
+# "2026-12-03 15:10:50.744021: E tensorflow/core/util/util.cc:131] ...".
+_GLOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d+:\d+:\d+(\.\d+)?\s+\d+\s+\S+:\d+\]\s"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\]\s)"
+)
 _NOISE_PATTERNS = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
     re.compile(r"^To enable the following instructions:"),
@@ -84,12 +89,17 @@ def filter_tf_noise(text: str) -> str:
         if any(p.search(stripped) for p in _NOISE_PATTERNS):
             continue
         if _GLOG_LINE.match(stripped):
-            if stripped[0] in "IW":
+            if _severity(stripped) in "IW":
                 continue
             if any(msg in stripped for msg in _HARMLESS_ERRORS):
                 continue
         kept.append(line if line.endswith("\n") else line + "\n")
     return "".join(kept)
+
+
+def _severity(line: str) -> str:
+    """The severity letter (I, W, E, F) of a log line matched by ``_GLOG_LINE``."""
+    return line[0] if line[0] in "IWEF" else line.split(": ", 1)[1][0]
 
 
 @contextlib.contextmanager

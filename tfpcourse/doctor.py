@@ -3,10 +3,11 @@ in plain words, what to fix.
 
 Checks, in order (each ends ``ok``, ``warn`` or ``FAIL`` with a fix):
 
-1. Python version (the course is tested on 3.11);
+1. Python version (3.10 to 3.13; the stored outputs were made on 3.11);
 2. the installed versions of TensorFlow, TensorFlow Probability, tf-keras and Keras against
-   the course's tested versions (tf-keras must match TensorFlow's minor version: TFP refuses
-   to import without it);
+   the supported ranges (:mod:`tfpcourse.stack`; tf-keras must match TensorFlow's minor
+   version: TFP refuses to import without it), noting where they differ from the stack of the
+   stored outputs;
 3. that TensorFlow and TFP import, and which devices TensorFlow sees (CPU, GPUs);
 4. the data: the cache folder is writable, and which dataset files are cached, in the mirror
    (``TFPCOURSE_DATA_MIRROR``) or still to download;
@@ -26,16 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TESTED", "Finding", "diagnose", "report"]
+__all__ = ["SUPPORTED_PYTHONS", "Finding", "diagnose", "report"]
 
-TESTED = {
-    "python": (3, 11),
-    "tensorflow": "2.21",
-    "tensorflow-probability": "0.25",
-    "tf-keras": "2.21",
-    "keras": "3",
-}
-"""The versions the course is tested with (major.minor; Keras: major)."""
+SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))
+"""The Python versions the course supports (``requires-python`` in pyproject.toml)."""
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -68,45 +63,42 @@ def _minor(version: str) -> str:
 
 
 def check_python(version: tuple[int, ...] | None = None) -> Finding:
-    """Python 3.11 is tested; 3.10 and 3.12 usually work; others get a FAIL."""
+    """Python 3.10-3.13 are supported (3.11 made the stored outputs); others get a FAIL."""
+    from tfpcourse.stack import STORED_OUTPUTS_STACK
+
     v = tuple(sys.version_info[:3]) if version is None else tuple(version)
     text = ".".join(map(str, v))
-    if v[:2] == TESTED["python"]:
-        return Finding("Python", OK, f"{text} (tested)")
-    if v[:2] in ((3, 10), (3, 12)):
-        return Finding("Python", WARN, f"{text}; the course is tested on 3.11",
-                       "it should work; if a notebook fails, try Python 3.11")
-    return Finding("Python", FAIL, f"{text} is not supported",
-                   "install Python 3.11 and recreate the environment (make, or conda env "
-                   "create -f environment.yml)")
+    stored = STORED_OUTPUTS_STACK["python"]
+    if v[:2] in SUPPORTED_PYTHONS:
+        note = "; the stored outputs used it" if ".".join(map(str, v[:2])) == stored else ""
+        return Finding("Python", OK, f"{text} (supported{note})")
+    return Finding("Python", FAIL, f"{text} is not supported (the course needs 3.10 to 3.13)",
+                   f"install Python {stored} (or 3.10-3.13) and recreate the environment "
+                   "(make, or conda env create -f environment.yml)")
 
 
 def check_packages(version_of: Callable[[str], str | None] = _version) -> list[Finding]:
-    """Compare installed versions of the core stack with :data:`TESTED`."""
+    """Check the core stack against the supported ranges and the tf-keras match
+    (:mod:`tfpcourse.stack`), and say where it differs from the stack of the stored outputs."""
+    from tfpcourse import stack
+
+    versions = {dist: version_of(dist) for dist in (*stack.CORE, "keras")}
+    problems = stack.problems(versions)
+    fix = stack.install_command(versions)
     findings = []
-    fix_all = "reinstall the course: pip install -e . (or make / conda env create)"
-    tf_version = version_of("tensorflow")
-    for dist in ("tensorflow", "tensorflow-probability", "tf-keras", "keras"):
-        installed = version_of(dist)
-        want = TESTED[dist]
+    for dist in (*stack.CORE, "keras"):
+        installed = versions[dist]
+        mine = [p for p in problems if p.startswith(f"{dist} ")]
+        stored = stack.STORED_OUTPUTS_STACK[dist]
         if installed is None:
-            findings.append(Finding(dist, FAIL, "not installed", fix_all))
-            continue
-        tested = installed.startswith(want + ".") or installed == want
-        if dist == "tf-keras" and tf_version and _minor(installed) != _minor(tf_version):
-            findings.append(Finding(
-                dist, FAIL,
-                f"{installed} does not match tensorflow {tf_version}",
-                f"pip install 'tf-keras~={_minor(tf_version)}.0' (TFP needs the tf-keras that "
-                f"matches TensorFlow)",
-            ))
-        elif tested:
-            findings.append(Finding(dist, OK, f"{installed} (tested)"))
+            findings.append(Finding(dist, FAIL, "not installed", fix))
+        elif mine:
+            findings.append(Finding(dist, FAIL, "; ".join(mine), fix))
+        elif installed == stored:
+            findings.append(Finding(dist, OK, f"{installed} (the stored outputs' version)"))
         else:
-            findings.append(Finding(
-                dist, WARN, f"{installed}; the course is tested with {want}.x",
-                f"results may differ slightly from the stored outputs; {fix_all}",
-            ))
+            findings.append(Finding(dist, OK, f"{installed} (supported; the stored outputs "
+                                    f"were made with {stored}, numbers may differ slightly)"))
     return findings
 
 

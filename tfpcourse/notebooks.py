@@ -52,7 +52,10 @@ import sys
 
 if importlib.util.find_spec("tfpcourse") is None:
     source = os.environ.get("TFPCOURSE_INSTALL", "git+{REPOSITORY_URL}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Installing the course failed:\\n{{pip.stderr}}")
     importlib.invalidate_caches()
 from tfpcourse import stack
 
