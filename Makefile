@@ -19,7 +19,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUN_PROFILE ?= smoke
 
-.PHONY: all setup data run book test lint execute lab clean lock matrix stacks
+.PHONY: all setup data run book test lint execute lab clean lock matrix stacks regress-smoke
 
 all: setup data run book
 
@@ -65,9 +65,23 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The stored outputs (full profile), then the smoke baseline that CI compares its own smoke run
+# with (tests/baselines/smoke: printed text only, see tfpcourse regress).
 execute: setup
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.py
 	$(BIN)/tfpcourse run --profile full --inplace --json build/run-report-full.json
+	$(BIN)/tfpcourse run --profile smoke --output-dir tests/baselines/smoke --strip-images
+
+# CI's smoke run (make run) against the smoke baseline, cell by cell within each cell's tolerance.
+regress-smoke: setup
+	$(BIN)/tfpcourse regress tests/baselines/smoke build/executed --markdown build/regress-smoke.md \
+	  --json build/regress-smoke.json || (cat build/regress-smoke.md; exit 1)
+
+matrix: setup
+	$(BIN)/nox -s tests table
+
+stacks: setup
+	$(BIN)/nox -s stack table
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -85,17 +85,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     from tfpcourse.notebooks import check_stats
 
     terminalreporter.section("nbval: output cells compared per notebook")
-    total_out = total_checked = 0
+    total_out = total_checked = total_tol = 0
     for path in notebooks:
         stats = check_stats(path)
         total_out += stats.output_cells
         total_checked += stats.checked_cells
+        total_tol += stats.tolerance_cells
         terminalreporter.write_line(
             f"{stats.notebook:45s} {stats.checked_cells:3d} of {stats.output_cells:3d} "
-            f"output cells checked ({stats.ratio:.0%})"
+            f"output cells checked ({stats.ratio:.0%}); {stats.tolerance_cells} more within "
+            "a tolerance by `tfpcourse regress` against tests/baselines/smoke"
         )
     terminalreporter.write_line(
-        f"{'all notebooks':45s} {total_checked:3d} of {total_out:3d} output cells checked"
+        f"{'all notebooks':45s} {total_checked:3d} of {total_out:3d} output cells checked, "
+        f"{total_tol} within a tolerance"
     )
 
 

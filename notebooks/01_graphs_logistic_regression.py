@@ -49,6 +49,24 @@
 # the run repeatable; `get_config()` says which *profile* we run in. The `full` profile is
 # what you read here; `smoke` is a tiny run for automated tests.
 
+# %% tags=["hide-cell"]
+# Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("tfpcourse") is None:
+    source = os.environ.get("TFPCOURSE_INSTALL", "git+https://github.com/tfpcourse/tfpcourse")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Installing the course failed:\n{pip.stderr}")
+    importlib.invalidate_caches()
+from tfpcourse import stack
+
+stack.require_supported()
+
 # %%
 from tfpcourse import device
 
@@ -163,6 +181,7 @@ print("ops after calling tf.sigmoid again:", len(graph.get_operations()) - n_bef
 # internet connection.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot_graph(graph, title="Logistic regression graph built with tf.compat.v1")
 plt.show()
 
@@ -336,13 +355,19 @@ hess_formula = (x_data.astype(np.float64) * (p_mle * (1 - p_mle))[:, None]).T @ 
 print(f"largest |Hessian formula - tape.jacobian| = {np.abs(hess_formula - hess_tf).max():.0e}")
 
 # %% [markdown]
-# To see *how* the optimisers got there, plot how far each loss is above the loss at the MLE
-# (the best any method can do on this data), on a logarithmic scale, where steady convergence
-# looks like a straight line.
+# To see *how* the optimisers got there, compute the loss at the MLE (the best any method can
+# do on this data) and how far above it each optimiser ended, then plot that gap at every step
+# on a logarithmic scale, where steady convergence looks like a straight line.
 
 # %%
+# TOLERANCE: abs=1e-7 -- nats; the gaps are float32 losses, whose resolution here is 3e-8
 t_mle = x_data.astype(np.float64) @ mle_beta
 mle_loss = np.mean(np.logaddexp(0.0, t_mle) - y_data.ravel() * t_mle)  # stable form, in NumPy
+print(f"loss at the MLE: {mle_loss:.4f} nats; after {N_STEPS} steps: gradient descent "
+      f"{gd_loss[-1] - mle_loss:.1e} above it, Adam {adam_loss[-1] - mle_loss:.1e}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 ax.semilogy(gd_loss - mle_loss, label="gradient descent (lr 0.5)")
 ax.semilogy(adam_loss - mle_loss, label="Adam (lr 0.05)")
@@ -352,8 +377,6 @@ ax.set_ylim(1e-9, 1.0)
 ax.legend()
 ax.set_title("Logistic regression: distance to the best possible loss")
 plt.show()
-print(f"loss at the MLE: {mle_loss:.4f} nats; after {N_STEPS} steps: gradient descent "
-      f"{gd_loss[-1] - mle_loss:.1e} above it, Adam {adam_loss[-1] - mle_loss:.1e}")
 
 # %% [markdown]
 # *Figure 2.* Excess training loss per step, on a log scale. After about 50 steps, gradient
@@ -428,6 +451,7 @@ print(f"fetched value: {value:.4f}")
 # Here is the same model, fitted with plain gradient descent, written as ordinary Python:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 print("Executing eagerly?", tf.executing_eagerly())
 
 x_tf, y_tf = tf.constant(x_data), tf.constant(y_data)
@@ -505,6 +529,7 @@ predict(x_tf[:11])  # any number of rows now matches the (None, 5) graph
 print("traces after calls with 7 and 11 rows:", predict.experimental_get_tracing_count())
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot_graph(concrete, title="The graph tf.function traced for predict(x)")
 plt.show()
 
@@ -550,6 +575,7 @@ print("traces with tensors:      ", scaled_logits_t.experimental_get_tracing_cou
 # against a call that reuses its graph:
 
 # %%
+# TOLERANCE: timing
 new_factors = iter(np.linspace(3.0, 4.0, 1000).tolist())
 t_retrace = timing.measure(lambda: scaled_logits(x_tf, next(new_factors)).numpy(),
                            repeats=5, warmup=0)
@@ -571,6 +597,7 @@ print(f"a trace costs about {t_retrace.median / t_cached.median:.0f} graph calls
 # these outputs, the speed-up does shrink with the larger data):
 
 # %%
+# TOLERANCE: timing
 x_big = tf.constant(np.tile(x_data, (100, 1)))
 y_big = tf.constant(np.tile(y_data, (100, 1)))
 for label, (xs, ys) in [("1,000 rows", (x_tf, y_tf)), ("100,000 rows", (x_big, y_big))]:
@@ -603,6 +630,7 @@ print("first ten training labels:", mnist.train.labels[:10])
 print("examples per class (train):", np.bincount(mnist.train.labels))
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = image_grid(mnist.train.images[:20], labels=mnist.train.labels[:20], ncols=10,
                  title="The first 20 MNIST training images and their labels")
 plt.show()
@@ -615,6 +643,7 @@ plt.show()
 # current one trains. In the `smoke` profile it takes only a small subset.
 
 # %%
+# TOLERANCE: abs=0 -- epochs and batches per epoch, fixed by the profile
 BATCH = 128
 EPOCHS = cfg.pick(full=5, smoke=1)
 train_ds = pipelines.image_dataset(
@@ -634,6 +663,7 @@ print(f"{EPOCHS} epoch(s) of {len(train_ds)} batches of {BATCH}")
 # to the trainable variables, and let the optimiser apply it, all inside one `tf.function`.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 import keras
 
 keras.utils.set_random_seed(0)
@@ -672,6 +702,7 @@ def test_accuracy():
 print(f"{model.count_params():,} parameters")
 
 # %%
+# TOLERANCE: abs=0.005 -- test accuracies; step and trace counts must not change
 step_accuracy, epoch_test_accuracy = [], []
 start = time.perf_counter()
 for epoch in range(EPOCHS):
@@ -683,7 +714,7 @@ for epoch in range(EPOCHS):
 elapsed = time.perf_counter() - start
 n_steps = len(step_accuracy)
 print(f"{n_steps} steps in {elapsed:.1f} s, test evaluation included "
-      f"({n_steps / elapsed:.0f} steps/s); "
+      f"({1e3 * elapsed / n_steps:.1f} ms per step); "
       f"train_step traced {train_step.experimental_get_tracing_count()} time(s)")
 
 # %% [markdown]
@@ -693,6 +724,7 @@ print(f"{n_steps} steps in {elapsed:.1f} s, test evaluation included "
 # the smaller last batch of each epoch (60,000 = 468 x 128 + 96), a new input shape.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 steps = np.arange(1, len(step_accuracy) + 1)
 window = max(1, min(50, len(step_accuracy) // 10))

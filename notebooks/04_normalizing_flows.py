@@ -40,6 +40,24 @@
 # %% [markdown]
 # ## 0. Set-up
 
+# %% tags=["hide-cell"]
+# Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("tfpcourse") is None:
+    source = os.environ.get("TFPCOURSE_INSTALL", "git+https://github.com/tfpcourse/tfpcourse")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Installing the course failed:\n{pip.stderr}")
+    importlib.invalidate_caches()
+from tfpcourse import stack
+
+stack.require_supported()
+
 # %%
 from tfpcourse import device
 
@@ -199,6 +217,7 @@ print("same values as the Inline version:", True)
 # A function builds the flow either way, so the two can be compared fairly:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 def first_flow(careful: bool, seed: int = 0):
     """Leaky ReLU, then the affine map S x + b with S = L (I + u u^T) (base -> data).
 
@@ -229,7 +248,23 @@ def first_flow(careful: bool, seed: int = 0):
 
 careful_flow = first_flow(careful=True)
 print("variables:", [v.name for v in careful_flow.trainable_variables])
+
+# %% [markdown]
+# At its careful start the flow is a valid bijector, as chapter 03's checker confirms:
+
+# %%
+# TOLERANCE: abs=1e-5 -- round-off errors of a map near the identity (the checker's atol)
 print(check_bijector(careful_flow.bijector, x_gauss[:50], event_ndims=1, rtol=1e-3))
+
+# %% [markdown]
+# Before any training the two starts are far apart: on the validation points, the careful
+# start is a few nats above the exact density's NLL, the naive one hundreds of thousands.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for label, careful in [("careful", True), ("naive", False)]:
+    start_nll = mean_nll(first_flow(careful=careful).distribution, x_gauss_valid)
+    print(f"{label:7s} start: {start_nll - exact_valid_nll:10.2f} nats above the exact density")
 
 # %% [markdown]
 # Train the careful flow with `fit_max_likelihood` from chapter 03, and then variants that
@@ -238,6 +273,7 @@ print(check_bijector(careful_flow.bijector, x_gauss[:50], event_ndims=1, rtol=1e
 # before training (epoch 0) and after every epoch, and measure the wall time.
 
 # %%
+# TOLERANCE: abs=0.01 rel=0.05 -- end gaps in nats; steps to get within 0.01 exact
 variants = [  # name, careful start, learning rate, batch size
     ("careful", True, 0.05, 1000),
     ("naive start", False, 0.05, 1000),
@@ -256,10 +292,11 @@ for name, careful, lr, batch in variants:
     within = np.nonzero(curve < 0.01)[0]
     reached = f"after {within[0] * steps_per_epoch} steps" if len(within) else "not reached"
     runs[name] = (flow, curve, history.seconds)
-    print(f"{name:20s} start {curve[0]:10.2f}, end {curve[-1]:+.4f} nats from the exact "
-          f"density; within 0.01: {reached} ({history.seconds:.1f} s)")
+    print(f"{name:20s} end {curve[-1]:+.4f} nats from the exact density; "
+          f"within 0.01: {reached} ({history.seconds:.1f} s)")
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig, ax = plt.subplots(figsize=(6.8, 3.8))
 for name, (_flow, curve, seconds) in runs.items():
     ax.semilogy(np.arange(len(curve)), np.maximum(curve, 1e-4), label=f"{name} ({seconds:.0f} s)")
@@ -285,6 +322,7 @@ plt.show()
 # have become (almost) the identity, $\alpha \approx 1$, because a Gaussian needs no kink:
 
 # %%
+# TOLERANCE: abs=0.02 -- learned alpha, S S^T and shift
 leaky_layer, affine = runs["careful"][0].layers
 b_learned = affine.forward(tf.zeros(2)).numpy()  # the affine map at 0 is its shift
 S = (affine.forward(tf.eye(2)).numpy() - b_learned).T  # column j is S e_j
@@ -328,6 +366,7 @@ print("two outputs per dimension, shift and log-scale, with identical masks: one
 print(mask_out.astype(int)[:, ::2])
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
 axes[0].imshow(mask_in.T, cmap="Greys", vmin=0, vmax=1)
 axes[0].set_xlabel("input dimension")
@@ -425,6 +464,7 @@ print("variables a tfpcourse MAF sees:  ", len(one_layer_maf.trainable_variables
 # batches of 512:
 
 # %%
+# TOLERANCE: timing
 D = 32
 maf32 = flows.maf(event_size=D, num_layers=4, hidden_units=(128, 128), seed=0)
 iaf32 = flows.iaf(event_size=D, num_layers=4, hidden_units=(128, 128), seed=0)
@@ -517,6 +557,7 @@ for i, name in enumerate(DATASETS):
 # stopping when the validation NLL has not improved for 20 epochs (keeping the best epoch).
 
 # %%
+# TOLERANCE: timing -- training log: epochs (early stopping) and seconds; NLLs compared below
 models, results = {}, []
 for name in DATASETS:
     d = data[name]
@@ -540,6 +581,7 @@ for name in DATASETS:
 # dataset:
 
 # %%
+# TOLERANCE: abs=0.04 -- test NLLs and gaps to the truth, in nats
 d = data["gaussian_mixture"]
 true_log_p = toy2d.gaussian_mixture_distribution().log_prob(d["test_raw"][:n_test]).numpy()
 true_nll = float(-np.mean(true_log_p + np.sum(np.log(d["std"]))))
@@ -570,6 +612,7 @@ for name, kind, nll, _epochs, seconds in results:
 # multi-threaded CPU). Pictures show where the remaining errors are.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig, axes = plt.subplots(len(DATASETS), 3, figsize=(10, 3.1 * len(DATASETS)))
 for row, name in enumerate(DATASETS):
     test = data[name]["test"][:2000]
@@ -606,6 +649,7 @@ plt.show()
 # couplings and reversals unbend them a step at a time:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 nvp_moons = models["two_moons", "RealNVP"]
 moons_test = data["two_moons"]["test"][:1500]
 stages = nvp_moons.stages_inverse(moons_test)
@@ -625,6 +669,7 @@ plt.show()
 # neighbours: the map is continuous.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 samples = nvp_moons.sample(2000, seed=seeding.stateless_seed(9)).numpy()
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.8), sharex=True, sharey=True)
 ax1.scatter(moons_test[:, 0], moons_test[:, 1], s=1)
@@ -780,6 +825,7 @@ print(check.that("made5", lambda: strictly_lower(made_jacobian(made5)),
 # which is why they are slower than the compiled timings above.
 
 # %% tags=["solution"]
+# TOLERANCE: timing
 # answer: t_own, t_copy, t_fresh
 # hint: iaf32.distribution.sample(512, seed=...) gives the flow's own samples.
 # hint: timing.measure(lambda: ..., repeats=3) returns an object with .median in seconds; end

@@ -47,6 +47,24 @@
 # %% [markdown]
 # ## 0. Set-up
 
+# %% tags=["hide-cell"]
+# Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("tfpcourse") is None:
+    source = os.environ.get("TFPCOURSE_INSTALL", "git+https://github.com/tfpcourse/tfpcourse")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Installing the course failed:\n{pip.stderr}")
+    importlib.invalidate_caches()
+from tfpcourse import stack
+
+stack.require_supported()
+
 # %%
 from tfpcourse import device
 
@@ -324,6 +342,7 @@ assert min(perturbed) > best_gap
 # diagonal one.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 t_grid = np.linspace(-0.5, 2.5, 61)
 curves = {"full covariance": post_cov, "diagonal (1/Lambda_jj)": np.diag(best_diag_var)}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -406,6 +425,7 @@ print("the static draw is the test set's first 8 images (same seed):",
       bool(np.array_equal(stat_1, next(iter(test_ds))[:8].numpy())))
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot.image_grid(
     np.concatenate([few[..., None] / 255.0, dyn_1, dyn_2, stat_1]), ncols=8, size=0.9,
     title="rows: grey levels, dynamic draw 1, dynamic draw 2, static draw",
@@ -769,6 +789,7 @@ print("traces without optimizer.build:", count_traces(False), "| with it:", coun
 # So we build the optimizer before the first call:
 
 # %%
+# TOLERANCE: abs=2 -- nats per image, mean loss over 10 steps
 optimizer = keras.optimizers.Adam(learning_rate=1e-3)
 optimizer.build(model.trainable_variables)  # create Adam's moment variables now, not in a trace
 image_spec = tf.TensorSpec([None, 28, 28, 1], tf.float32)
@@ -917,6 +938,7 @@ print("batch:", x_fixed.shape, "| gradient vectors:", g_rp_one.shape, g_sf_one.s
 # the bias of $\mu_1$, the first code dimension's mean.
 
 # %%
+# TOLERANCE: rel=0.1 -- Monte Carlo gradient variances of a model trained for one epoch
 N_SEEDS = cfg.pick(full=500, smoke=30)
 N_SEEDS_BASELINE = cfg.pick(full=100, smoke=10)  # exercise 2
 sums = {k: np.zeros(n_params) for k in ("rp", "rp2", "sf", "sf2", "d", "d2")}
@@ -963,12 +985,14 @@ print(f"noise-to-signal, sqrt(total variance) / |mean gradient|: reparameterized
 # within $\pm 3$ and a standard deviation near 1.
 
 # %%
+# TOLERANCE: abs=0.05 rel=0.01 -- share of z-scores within ±3 (%) and their standard deviation
 z_scores = mean_d[active] / np.sqrt(var_d[active] / N_SEEDS)
 print(f"mean difference / standard error: {np.mean(np.abs(z_scores) < 3):.2%} within ±3, "
       f"standard deviation {z_scores.std():.2f}")
 assert np.mean(np.abs(z_scores) < 3) > 0.95
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
 comp_rp, comp_sf = np.array(component["rp"]), np.array(component["sf"])
 bins = np.linspace(np.percentile(comp_sf, 1), np.percentile(comp_sf, 99), 60)
@@ -1022,6 +1046,7 @@ plt.show()
 # test curve moves only because the model does.
 
 # %%
+# TOLERANCE: abs=1 -- nats per image after training
 EPOCHS = cfg.pick(full=30, smoke=1)
 vae_model = HandVAE()
 history = vae.fit(vae_model, train_ds, valid=test_ds, epochs=EPOCHS, learning_rate=1e-3, seed=9)
@@ -1034,6 +1059,7 @@ for e in range(history.epochs):
           f"{-history.valid['reconstruction'][e]:11.2f} {history.valid['kl'][e]:8.2f}")
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot.training_curves(
     {"train (mean over the epoch's batches)": -np.array(history.train["elbo"]),
      "test (after the epoch, static binarisation)": -np.array(history.valid["elbo"])},
@@ -1055,6 +1081,7 @@ plt.show()
 # training images, statically binarised, exactly as the test set is:
 
 # %%
+# TOLERANCE: abs=1 -- nats per image after training
 final = {name: values[-1] for name, values in history.valid.items()}
 train_eval_ds = pipelines.image_dataset(
     mnist.train.images, batch_size=500, binarize="static", seed=2,
@@ -1064,6 +1091,9 @@ final_train = vae.evaluate(vae_model, train_eval_ds, seed=9)
 for name, result in (("test", final), ("train, evaluated like test", final_train)):
     print(f"{name:27s}: negative ELBO {-result['elbo']:.2f} nats per image "
           f"= reconstruction {-result['reconstruction']:.2f} + KL {result['kl']:.2f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
 print(f"traces of the training step: {history.traces}")
 
 # %% [markdown]
@@ -1087,6 +1117,7 @@ print(f"traces of the training step: {history.traces}")
 # decoder's pixel probabilities $\sigma(\ell)$ rather than a binary sample from them.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 x_show = next(iter(test_ds))[:12]
 mu_show, _ = posterior_params(vae_model.encoder, x_show)
 recon_show = tf.sigmoid(vae_model.decoder(mu_show)).numpy()
@@ -1104,6 +1135,7 @@ plt.show()
 # uncertainty, not as signal.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 z_prior = prior.sample(40, seed=seeding.stateless_seed(10))
 samples = tf.sigmoid(vae_model.decoder(z_prior)).numpy()
 fig = plot.image_grid(samples, ncols=10, size=0.8,
@@ -1122,12 +1154,19 @@ plt.show()
 # image (its posterior is the prior for every image):
 
 # %%
+# TOLERANCE: abs=0.2 rel=0.03 -- KL per code dimension and its total (nats)
 kl_per_dim = []
 for x_batch in test_ds:
     mu_b, sigma_b = posterior_params(vae_model.encoder, x_batch)
     per_dim = tfd.kl_divergence(tfd.Normal(mu_b, sigma_b), tfd.Normal(0.0, 1.0))
     kl_per_dim.append(per_dim.numpy())
 kl_per_dim = np.concatenate(kl_per_dim).mean(axis=0)
+print(f"total {kl_per_dim.sum():.2f} nats; dimensions with KL > 0.1 nats: "
+      f"{int((kl_per_dim > 0.1).sum())} of {LATENT}, from {kl_per_dim.min():.2f} "
+      f"to {kl_per_dim.max():.2f} nats each")
+
+# %%
+# NBVAL_CHECK_OUTPUT
 order = np.argsort(kl_per_dim)[::-1]
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 ax.bar(np.arange(LATENT), kl_per_dim[order])
@@ -1137,9 +1176,6 @@ ax.set_ylabel("mean KL on the test set (nats)")
 ax.set_title("KL to the prior, per code dimension")
 fig.tight_layout()
 plt.show()
-print(f"total {kl_per_dim.sum():.2f} nats; dimensions with KL > 0.1 nats: "
-      f"{int((kl_per_dim > 0.1).sum())} of {LATENT}, from {kl_per_dim.min():.2f} "
-      f"to {kl_per_dim.max():.2f} nats each")
 
 # %% [markdown]
 # *Figure 7.* The test-set average of each code dimension's share of
@@ -1193,6 +1229,7 @@ print(f"total {kl_per_dim.sum():.2f} nats; dimensions with KL > 0.1 nats: "
 # with $m_j = 0.5$, $s_j = 2$.
 
 # %% tags=["solution"]
+# TOLERANCE: abs=0.01 -- KL per image of the untrained encoder (nats); the difference is round-off
 # answer: gaussian_kl_general
 # hint: write it with tf operations on vectors and sum over the last axis (one KL per image).
 # hint: the ratio of variances, the squared distance of the means in units of s_j, then logs.
@@ -1235,6 +1272,7 @@ print(check.that(
 # with the reparameterized one? Is the mean still the same gradient?
 
 # %% tags=["solution"]
+# TOLERANCE: rel=0.1 -- Monte Carlo gradient variances of a model trained for one epoch
 # answer: mean_baseline, var_baseline
 # hint: copy the score-function gradient of section 5 and replace f(z) by f(z) - baseline
 # hint: inside tf.stop_gradient; the baseline decodes mu instead of a draw z.
@@ -1258,6 +1296,7 @@ print(f"total variance: score function {var_sf.sum():.4g}, with baseline "
       f"{var_baseline:.4g}, reparameterized {var_rp.sum():.4g}")
 
 # %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
 print(check.that("var_baseline", lambda: var_baseline < var_sf.sum() / 10,
                  "the baseline cuts the score-function estimator's total variance at least "
                  "tenfold"))
@@ -1283,6 +1322,7 @@ print(check.that(
 # $\beta$ (`1.0` and `4.0`). Which term does each model do better on?
 
 # %% tags=["solution"]
+# TOLERANCE: abs=1 rel=0.02 -- nats per image after 3 epochs
 # answer: beta_results
 # hint: override loss() so that the KL is multiplied by self.beta; keep the same metrics.
 # hint: store vae.evaluate(model, test_ds, seed=0) in a dict beta_results keyed by beta
@@ -1314,6 +1354,7 @@ print(vae.metrics_table({f"beta = {b:g}": {"reconstruction": r["reconstruction"]
                          for b, r in beta_results.items()}))
 
 # %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
 print(check.that("beta_results",
                  lambda: beta_results[4.0]["kl"] < beta_results[1.0]["kl"],
                  "beta = 4 ends with a smaller KL than beta = 1"))
@@ -1339,6 +1380,7 @@ print(check.that("beta_results",
 # $K = 1, 10, 100$.
 
 # %% tags=["solution"]
+# TOLERANCE: abs=1 -- nats per image
 # answer: iwae_bound, iw_results
 # hint: draw z with shape (K, batch, latent) from q, decode all K * batch codes at once, and
 # hint: combine the log-weights with tf.reduce_logsumexp(..., axis=0) - log K.
@@ -1365,6 +1407,7 @@ for k, value in iw_results.items():
     print(f"K = {k:3d}: mean bound {value:.2f} nats")
 
 # %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
 x_check = tf.constant(np.concatenate([xb.numpy() for xb in test_ds.take(1)])[:50])
 library = vae.importance_weighted_log_likelihood(
     x_check, lambda x: tfd.MultivariateNormalDiag(*posterior_params(vae_model.encoder, x)),

@@ -52,6 +52,24 @@
 # Kuzushiji-MNIST (`"kmnist"`, {cite:p}`clanuwat2018kmnist`), 28x28 images of ten cursive
 # Japanese characters, works the same way once its files can be downloaded (exercise 4).
 
+# %% tags=["hide-cell"]
+# Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("tfpcourse") is None:
+    source = os.environ.get("TFPCOURSE_INSTALL", "git+https://github.com/tfpcourse/tfpcourse")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"Installing the course failed:\n{pip.stderr}")
+    importlib.invalidate_caches()
+from tfpcourse import stack
+
+stack.require_supported()
+
 # %%
 from tfpcourse import device
 
@@ -122,6 +140,7 @@ print("train:", images.train.images.shape, images.train.images.dtype,
 print("classes:", list(class_names))
 
 # %%
+# TOLERANCE: abs=0 -- batch and image counts of the profile
 train_ds = pipelines.image_dataset(images.train.images, batch_size=BATCH, shuffle=True, seed=1,
                                    binarize="dynamic", subset=TRAIN_SUBSET)
 test_ds = pipelines.image_dataset(images.test.images, batch_size=500, seed=2,
@@ -147,6 +166,7 @@ print("agree within 0.001:", bool(abs(grey.mean() - passes.mean()) < 1e-3))
 print("two passes differ:", bool(np.any(passes[0] != passes[1])))
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot.image_grid(np.concatenate([grey[:8], passes[0, :8], passes[1, :8]]), ncols=8,
                       size=0.9)
 plt.show()
@@ -339,6 +359,7 @@ print("within 3 standard errors:", abs(mc_mean - formula) < 3 * mc_se)
 # eight test images against $\mathcal N(0, I)$, and draw 4,000 samples per image:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 prior16 = vae.standard_normal_prior(LATENT)
 q8 = encoder16(x8)
 z_4000 = q8.sample(4000, seed=seeding.stateless_seed(4))  # [4000, 8, 16]
@@ -358,6 +379,7 @@ print("within 3 standard errors:", int(np.sum(np.abs(mean8 - analytic8) < 3 * se
 # share the sample $z$ and therefore the reconstruction term; only the KL column differs.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 seed_e = seeding.stateless_seed(5)
 for kl_kind in ("analytic", "sampled"):
     terms = vae.elbo_terms(x8[:4], encoder16, decoder16, prior16, seed=seed_e, kl=kl_kind)
@@ -410,6 +432,7 @@ print("trainable variables:", len(model.trainable_variables),
 # throwing the model object away.
 
 # %%
+# TOLERANCE: abs=1 -- test -ELBO, nats per image
 history_first = vae.fit(model, train_ds, epochs=EPOCHS_BEFORE_CRASH, valid=test_ds,
                         learning_rate=LEARNING_RATE, seed=1, checkpoint_dir=checkpoint_dir)
 saved_weights = [v.numpy() for v in model.trainable_variables]
@@ -447,13 +470,17 @@ print("step counter restored:", restored.steps == history_first.steps)
 # carries on; after a real crash, a new process would start its shuffling afresh.)
 
 # %%
+# TOLERANCE: abs=1 -- test -ELBO, nats per image
 history_normal = vae.fit(model_normal, train_ds, epochs=EPOCHS, valid=test_ds,
                          learning_rate=LEARNING_RATE, seed=1, checkpoint_dir=checkpoint_dir)
 print(f"resumed from epoch {history_normal.resumed_from_epoch}; trained epochs "
       f"{history_normal.resumed_from_epoch + 1}..{history_normal.epochs} in "
       f"{history_normal.seconds:.0f} s ({history_normal.traces} trace of the step)")
-print("seconds per epoch (with evaluation):", np.round(history_normal.epoch_seconds, 1))
 print("test -ELBO per epoch:", np.round(-np.array(history_normal.valid["elbo"]), 2))
+
+# %%
+# TOLERANCE: timing
+print("seconds per epoch (with evaluation):", np.round(history_normal.epoch_seconds, 1))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -522,6 +549,7 @@ print("trainable variables: networks", len(model_mixture.encoder.trainable_varia
       f"| parameters: {n_params(model_mixture):,}")
 
 # %%
+# TOLERANCE: abs=1 -- test -ELBO, nats per image
 history_mixture = vae.fit(model_mixture, train_ds, epochs=EPOCHS, valid=test_ds,
                           learning_rate=LEARNING_RATE, seed=1)
 print(f"{history_mixture.epochs} epochs in {history_mixture.seconds:.0f} s "
@@ -529,6 +557,7 @@ print(f"{history_mixture.epochs} epochs in {history_mixture.seconds:.0f} s "
 print("test -ELBO per epoch:", np.round(-np.array(history_mixture.valid["elbo"]), 2))
 
 # %%
+# NBVAL_CHECK_OUTPUT
 fig = plot.training_curves({
     "N(0, I) prior: train": -np.array(history_normal.train["elbo"]),
     "N(0, I) prior: test": -np.array(history_normal.valid["elbo"]),
@@ -623,6 +652,7 @@ print("L_10 by hand equals the library's on the same draws:",
 # still only a bound.)
 
 # %%
+# TOLERANCE: abs=1 -- importance-weighted bounds, nats per image
 for k in LK_LADDER:
     r = vae.importance_weighted_nll(model_normal, x_test[:LK_IMAGES], k=k, seed=6,
                                     batch_size=max(1, 2000 // k))
@@ -638,6 +668,7 @@ for k in LK_LADDER:
 # used above, is their mean and standard error.
 
 # %%
+# TOLERANCE: abs=0.5 rel=0.01 -- ELBO terms, IWAE bounds and their paired difference (nats)
 def scores(model, iwae_images):
     """Test-set ELBO terms (one sample per image), then, on `iwae_images`, the one-sample
     bound L_1 (the ELBO on those images alone) and the IWAE NLL."""
@@ -703,6 +734,7 @@ print(f"mixture minus normal, IWAE log-likelihood per image: {gain.mean():+.2f} 
 # images with 50 samples each, for the trained normal-prior model, where both are available:
 
 # %%
+# TOLERANCE: abs=0.5 rel=0.01 -- mean ELBO and per-image std (nats)
 x_v = x_test[:100]
 q_v = model_normal.encoder(x_v)
 z_v = q_v.sample(50, seed=seeding.stateless_seed(8))  # [50 samples, 100 images, 16]
@@ -732,6 +764,7 @@ for name, est in (("analytic KL", elbo_analytic), ("sampled KL ", elbo_sampled))
 # much worse.
 
 # %%
+# TOLERANCE: abs=0.5 rel=0.01 -- ELBO terms, IWAE bounds and their paired difference (nats)
 model2_normal = normal_vae(2, "vae2_normal")
 model2_mixture = vae.VAE(vae.Encoder(2), vae.Decoder(2), vae.mixture_prior(2, 16, seed=0),
                          name="vae2_mixture")
@@ -752,6 +785,7 @@ print(f"IWAE on the first {len(gain_2d)} test images; mixture minus normal, per 
 # look speckled.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 def tile(images, ncols):
     """Arrange (n, 28, 28, 1) images into one 2-D canvas, ncols per row."""
     images = np.asarray(images)[..., 0]
@@ -784,6 +818,7 @@ plt.show()
 # absolute value, so the grid is square and centred).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 def prior_limits(prior):
     draws = prior.sample(20_000, seed=seeding.stateless_seed(10)).numpy()
     half = np.abs(np.quantile(draws, [0.005, 0.995], axis=0)).max()
@@ -820,6 +855,7 @@ plt.show()
 # prior.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 codes2 = {name: vae.posterior_moments(m, x_test)[0] for name, m in
           (("N(0, I) prior", model2_normal), ("mixture prior", model2_mixture))}
 mix2 = model2_mixture.prior
@@ -857,6 +893,7 @@ plt.show()
 # several on the 4/7/9 region below, and many overlapping ones over the crowded middle.
 
 # %%
+# TOLERANCE: abs=0.01 -- learned mixture weights
 order = np.argsort(weights2)[::-1]
 print("component weights, largest first:", np.round(weights2[order], 3))
 print("weights above 1%:", int(np.sum(weights2 > 0.01)), "of", len(weights2))
@@ -987,6 +1024,7 @@ print(f"weight=0.5: Keras adds {added_kl_ratio(keras_encoder, keras_prior, x8):.
 # epochs, which `history_normal` recorded.
 
 # %%
+# TOLERANCE: abs=1 -- test -ELBO, nats per image
 keras_vae.compile(optimizer=tf_keras.optimizers.Adam(LEARNING_RATE),
                   loss=lambda x, rv_x: -rv_x.log_prob(x))
 pairs = lambda ds: ds.map(lambda x: (x, x))  # noqa: E731
@@ -1149,6 +1187,7 @@ print(check.close("n_for_001", n_for_001, expected=(one_sample.std(ddof=1) / 0.0
 # `vae.mixture_prior`?
 
 # %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
 # answer: pseudo_inputs, vamp, vamp_kl, grad_pseudo
 # hint: the components are encoder16(pseudo_inputs), a batch of 8 posteriors over 16-D z;
 # hint: the mixture weights can be a Categorical with 8 equal logits.
@@ -1210,6 +1249,7 @@ print(check.that("grad_pseudo", lambda: trains_the_pseudo_inputs(grad_pseudo),
 # test set) in `kmnist_test_elbo`. What do you expect, and why?
 
 # %% tags=["solution"]
+# TOLERANCE: abs=1 rel=0.01 -- ELBO terms, nats per image
 # answer: kmnist_test_elbo
 # hint: data.load("kmnist", splits=("test",)) loads only the test split;
 # hint: vae.evaluate(model_normal, dataset, seed=0) returns the mean "elbo" over a dataset.

@@ -22,6 +22,7 @@ What it does, as Colab would:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -170,9 +171,12 @@ def test_notebooks_install_the_course_themselves_beside_colabs_tensorflow(wheel,
         for cs, cr in zip(code_stored, code_ran):
             if nbs.CHECK_MARKER in cs.source and cs.outputs:
                 checked += 1
-                if _sanitize(cs.outputs) != _sanitize(cr.outputs):
+                old, new = _sanitize(cs.outputs), _sanitize(cr.outputs)
+                if old != new:
                     mismatched += 1
-                    print(f"{name}: checked cell differs:\n{cs.source[:200]}")
+                    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="")
+                    print(f"{name}: checked cell differs:\n{cs.source[:200]}\n"
+                          + "\n".join(diff))
         summary[name] = (checked, mismatched)
         assert checked > 10
         assert mismatched == 0, f"{name}: {mismatched} of {checked} checked cells differ"

@@ -361,3 +361,11 @@ def test_the_command_reports_usage_errors_without_a_traceback(tmp_path, capsys):
     assert "profile" in capsys.readouterr().err
     assert cli.main(["regress", str(tmp_path / "a"), str(tmp_path / "b"),
                      "--allow-profile-mismatch"]) == 0
+
+
+def test_durations_are_masked_but_standard_errors_are_not():
+    from tfpcourse.regress import _sanitize
+
+    assert _sanitize("trained in 2.0 s. Next") == "trained in DURATION. Next"
+    assert _sanitize("12 ms per step") == "DURATION per step"
+    assert _sanitize("within 3 s.e.: True") == "within 3 s.e.: True"

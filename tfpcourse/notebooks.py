@@ -25,6 +25,7 @@ __all__ = [
     "BOOTSTRAP_TAG",
     "CHECK_MARKER",
     "FLOAT_DIGITS",
+    "ROUNDOFF",
     "CheckStats",
     "RunResult",
     "check_stats",
@@ -33,6 +34,7 @@ __all__ = [
     "find_notebooks",
     "pair_differences",
     "round_floats",
+    "strip_images",
 ]
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
@@ -70,6 +72,11 @@ FLOAT_DIGITS = 4
 """Checked outputs are compared after rounding every decimal number to this many significant
 digits, so that a last-digit difference between CPUs does not fail the suite."""
 
+ROUNDOFF = 1e-12
+"""Decimal numbers smaller than this in magnitude compare as ``0``: they are float64 round-off
+(``1e-16`` on one machine, ``2e-16`` on another), which a notebook prints to show that two
+computations agree. Float32 round-off (around ``1e-7``) is above it and still compared."""
+
 _FLOAT = re.compile(
     r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])"  # 0.5, -1.25e-3
     r"|(?<![\w.])-?\d+[eE][-+]?\d+(?![\w.])"  # 5e-05
@@ -80,16 +87,18 @@ def round_floats(text: str, digits: int = FLOAT_DIGITS) -> str:
     """Rewrite every decimal number in ``text`` rounded to ``digits`` significant digits.
 
     Integers, version strings (``2.21.0``) and names (``conv2d_1``) are left alone; ``-0`` becomes
-    ``0``.
+    ``0``, and so does any number smaller than :data:`ROUNDOFF` in magnitude.
 
-    >>> round_floats("loss 0.394378066 after 300 steps, lr 5e-05, tf 2.21.0")
-    'loss 0.3944 after 300 steps, lr 5e-05, tf 2.21.0'
+    >>> round_floats("loss 0.394378066 after 300 steps, lr 5e-05, tf 2.21.0, error 2e-16")
+    'loss 0.3944 after 300 steps, lr 5e-05, tf 2.21.0, error 0'
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
 
     def fix(match: re.Match[str]) -> str:
         value = float(match.group())
+        if abs(value) < ROUNDOFF:
+            return "0"
         rounded = f"{value:.{digits}g}"
         return "0" if rounded in ("-0", "0") else rounded
 
@@ -166,28 +175,64 @@ def pair_differences(
 
 @dataclass(frozen=True)
 class CheckStats:
-    """How many code cells of a notebook have outputs, and how many of those nbval compares."""
+    """How a notebook's output cells are compared in CI.
+
+    ``checked_cells`` are marked ``# NBVAL_CHECK_OUTPUT`` (nbval: exact after rounding);
+    ``tolerance_cells`` carry ``# TOLERANCE: abs=... / rel=...`` and are compared number by
+    number, within that tolerance, with the stored smoke baseline (``tests/baselines/smoke``,
+    see :func:`strip_images`) by ``tfpcourse regress``; ``timing_cells``
+    (``# TOLERANCE: timing``) are compared in form only, their numbers being wall-clock times.
+    """
 
     notebook: str
     code_cells: int
     output_cells: int
     checked_cells: int
+    tolerance_cells: int = 0
+    timing_cells: int = 0
 
     @property
     def ratio(self) -> float:
+        """The share of output cells nbval compares exactly."""
         return self.checked_cells / self.output_cells if self.output_cells else 0.0
+
+    @property
+    def compared_ratio(self) -> float:
+        """The share of output cells CI compares: exactly (nbval) or within a tolerance."""
+        if not self.output_cells:
+            return 0.0
+        return (self.checked_cells + self.tolerance_cells) / self.output_cells
 
 
 def check_stats(path: str | os.PathLike[str]) -> CheckStats:
-    """Count the output cells of a stored notebook and those marked ``# NBVAL_CHECK_OUTPUT``."""
+    """Count a stored notebook's output cells by how CI compares them (see :class:`CheckStats`).
+    """
     import nbformat
+
+    from tfpcourse.regress import parse_marker
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     with_output = [c for c in code if c.get("outputs")]
-    checked = [c for c in with_output if CHECK_MARKER in c.source]
-    return CheckStats(path.name, len(code), len(with_output), len(checked))
+    kinds = [parse_marker(c.source, f"a cell of {path.name}").kind for c in with_output]
+    return CheckStats(path.name, len(code), len(with_output), kinds.count("check"),
+                      kinds.count("tolerance"), kinds.count("timing"))
+
+
+def strip_images(nb: Any) -> Any:
+    """Empty the image data of every output of ``nb`` (in place; returns ``nb``).
+
+    The smoke baseline (``tests/baselines/smoke``) keeps each chapter's printed text, which
+    ``tfpcourse regress`` compares, and the number of figures per cell, but not their pixels:
+    a few kB per chapter instead of a megabyte.
+    """
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            for key in [k for k in data if k.startswith("image/")]:
+                data[key] = ""
+    return nb
 
 
 @dataclass(frozen=True)
@@ -241,6 +286,7 @@ def execute(
     profile: str = PROFILES[0],
     output: str | os.PathLike[str] | None = None,
     timeout: int = 3600,
+    strip: bool = False,
 ) -> RunResult:
     """Execute a notebook in a fresh kernel of this Python, in the given profile.
 
@@ -255,6 +301,8 @@ def execute(
         ``None`` to discard it.
     timeout:
         Seconds allowed per cell.
+    strip:
+        Write the executed notebook without image data (:func:`strip_images`).
 
     Returns
     -------
@@ -311,7 +359,7 @@ def execute(
             sampler.stop()
     seconds = time.perf_counter() - start
     if output is not None:
-        nbformat.write(nb, output)
+        nbformat.write(strip_images(nb) if strip else nb, output)
     peak = (sampler.peak if sampler else 0) / 2**20
     return RunResult(path.name, profile, seconds, peak, ok, error)
 

@@ -68,7 +68,7 @@ __all__ = [
 
 SANITIZE_RULES: tuple[tuple[str, str], ...] = (
     (r"0x[0-9a-fA-F]{6,}", "0xADDRESS"),  # memory addresses
-    (r"\b\d+(\.\d+)?\s?(s|ms|µs|us|ns|min)\b", "DURATION"),  # durations
+    (r"\b\d+(\.\d+)?\s?(s|ms|µs|us|ns|min)\b(?!\.\w)", "DURATION"),  # durations
     (r"<(tf\.Variable|KerasVariable) '([^']*)' shape=", r"<\1 shape="),  # TF object ids
 )
 """(regex, replacement) pairs applied to both sides; the same rules as tests/nbval_sanitize.cfg."""
