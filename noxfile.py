@@ -86,9 +86,11 @@ def _uv(session: nox.Session) -> str:
 
 
 def _wheel(session: nox.Session) -> Path:
+    """A wheel of the committed tree (HEAD)."""
     dist = BUILD / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.run(_uv(session), "build", "--wheel", "--out-dir", str(dist), str(ROOT),
+    source = _checkout(BUILD / "source")
+    session.run(_uv(session), "build", "--wheel", "--out-dir", str(dist), str(source),
                 external=True, silent=True)
     (wheel,) = dist.glob("tfpcourse-*.whl")
     return wheel
@@ -120,20 +122,26 @@ def _versions(env: Path) -> dict[str, str]:
     return json.loads(result.stdout)
 
 
-def _tree_without_package(dest: Path) -> Path:
-    """A copy of the tracked files minus tfpcourse/, so tests import the installed wheel."""
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def _checkout(dest: Path) -> Path:
+    """The committed tree (HEAD) in ``dest``: what the matrix tests is a commit, not whatever
+    the working tree holds at the moment."""
     shutil.rmtree(dest, ignore_errors=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for rel in files:
-        if rel.startswith(("tfpcourse/", "build/")) or not (ROOT / rel).exists():
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / rel).is_symlink():
-            target.symlink_to(os.readlink(ROOT / rel))
-        else:
-            shutil.copy2(ROOT / rel, target)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def _tree_without_package(dest: Path) -> Path:
+    """The committed tree minus tfpcourse/, so that the tests import the installed wheel."""
+    _checkout(dest)
+    shutil.rmtree(dest / "tfpcourse")
     return dest
 
 
@@ -174,6 +182,7 @@ def tests(session: nox.Session, python: str) -> None:
     """Unit tests + nbval smoke run of every chapter, course installed from a wheel."""
     exe = _interpreter(python)
     result: dict = {"python": python, "stack": "locked", "date": str(_dt.date.today()),
+                    "commit": _commit(),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     if exe is None:
         result.update(status="no interpreter", note=f"no CPython {python} found (pyenv or PATH)")
@@ -258,15 +267,16 @@ def stack(session: nox.Session, stack: str) -> None:
     report = out / "run.json"
     start = time.perf_counter()
     tfpcourse = str(env / "bin" / "tfpcourse")
+    tree = _checkout(BUILD / f"tree-stack-{stack}")
     session.run(tfpcourse, "run", "--profile", profile, "--folder",
-                str(ROOT / "notebooks"), "--output-dir", str(out), "--json", str(report),
+                str(tree / "notebooks"), "--output-dir", str(out), "--json", str(report),
                 external=True, env=run_env, success_codes=[0, 1])
     run_s = round(time.perf_counter() - start, 1)
     chapters = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else []
-    result = {"stack": stack, "profile": profile, "python": STACK_PYTHON,
+    result = {"stack": stack, "profile": profile, "python": STACK_PYTHON, "commit": _commit(),
               "date": str(_dt.date.today()), "versions": _versions(env),
               "install_s": install_s, "run_s": run_s, "chapters": chapters}
-    baseline = ROOT / "notebooks" if full else BUILD / f"locked-{profile}"
+    baseline = tree / "notebooks" if full else BUILD / f"locked-{profile}"
     if stack != "locked" or full:
         if baseline.is_dir() and any(baseline.glob("[0-9][0-9]_*.ipynb")):
             md = RESULTS / f"regress-{stack}-vs-{'stored' if full else 'locked'}-{profile}.md"
@@ -323,16 +333,16 @@ def table(session: nox.Session) -> None:
              "## Python x locked TensorFlow stack (unit tests + nbval smoke run, installed "
              "from the wheel)", "",
              "| Python | TensorFlow / TFP / tf-keras / numpy | unit tests passed | checked "
-             "notebook cells passed | install | tests | status |",
-             "|---|---|---|---|---|---|---|"]
+             "notebook cells passed | install | tests | status | commit |",
+             "|---|---|---|---|---|---|---|---|"]
     for minor in PYTHONS:
         path = RESULTS / f"python-{minor}.json"
         if not path.is_file():
-            lines.append(f"| {minor} | (not run) | | | | | |")
+            lines.append(f"| {minor} | (not run) | | | | | | |")
             continue
         r = json.loads(path.read_text(encoding="utf-8"))
         if r.get("status") == "no interpreter":
-            lines.append(f"| {minor} | | | | | | {r['note']} |")
+            lines.append(f"| {minor} | | | | | | {r['note']} | |")
             continue
         v = r["versions"]
         t, c = r.get("tests", {}), r.get("cells", {})
@@ -341,13 +351,14 @@ def table(session: nox.Session) -> None:
             f"{v.get('tf-keras')} / {v.get('numpy')} | {t.get('passed', 0)} of "
             f"{sum(t.values()) if t else 0} ({t.get('skipped', 0)} skipped) | "
             f"{c.get('passed', 0)} of {sum(c.values()) if c else 0} | {r['install_s']:.0f} s | "
-            f"{r['test_s'] / 60:.1f} min | {r['status']} |")
+            f"{r['test_s'] / 60:.1f} min | {r['status']} | {r.get('commit', '')} |")
     lines += ["", "Cells that cannot exist: TensorFlow 2.18 and 2.19 have no Python 3.13 "
               "wheels, so the `oldest` stack is tested on Python 3.11 (as are the other "
               "stacks).", "",
               "## TensorFlow stacks (Python 3.11, every chapter executed)", "",
               "| stack | TensorFlow / TFP / tf-keras / Keras / numpy | profile | chapters "
-              "run | install | run | upgrade report |", "|---|---|---|---|---|---|---|"]
+              "run | install | run | upgrade report | commit |",
+              "|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("stack-*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
         v = r["versions"]
@@ -359,7 +370,8 @@ def table(session: nox.Session) -> None:
         link = f"[{Path(report).name}]({Path(report).name})" if report else "(baseline)"
         lines.append(f"| {r['stack']} | {tf_v} / {tfp_v} / {keras_v} / {v.get('keras')} / "
                      f"{v.get('numpy')} | {r['profile']} | {ok} of {len(r['chapters'])} | "
-                     f"{r['install_s']:.0f} s | {r['run_s'] / 60:.1f} min | {link} |")
+                     f"{r['install_s']:.0f} s | {r['run_s'] / 60:.1f} min | {link} | "
+                     f"{r.get('commit', '')} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     session.log(f"wrote {RESULTS / 'README.md'}")

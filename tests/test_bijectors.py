@@ -121,3 +121,19 @@ def test_lower_triangular_maps_pass_for_any_positive_diagonal(tf, tfb, diag, off
     check = check_bijector(tfb.ScaleMatvecTriL(scale_tril=tril.astype(np.float32)), x,
                            event_ndims=1, atol=1e-4, rtol=1e-3)
     assert check.passed, str(check)
+
+
+def test_report_calls_round_off_round_off_and_prints_real_errors():
+    import tensorflow_probability as tfp
+
+    exact = check_bijector(tfp.bijectors.Exp(), np.linspace(-1.0, 1.0, 9).astype(np.float32))
+    text = str(exact)
+    assert text.count("< 1e-06 (round-off)") == 3, text
+    assert exact.roundoff == 1e-6
+    wide = check_bijector(tfp.bijectors.Shift(np.float64(0.5)), np.linspace(-1.0, 1.0, 9))
+    assert wide.roundoff == 1e-12
+    # A real error is printed as a number, whatever the dtype.
+    from dataclasses import replace
+
+    broken = replace(exact, roundtrip_error=3.0e-3, roundtrip_ok=False)
+    assert "max |inverse(forward(x)) - x|      = 3.0e-03" in str(broken)

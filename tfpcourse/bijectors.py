@@ -27,6 +27,8 @@ from tfpcourse._validate import check_choice, check_number
 
 __all__ = ["BijectorCheck", "check_bijector"]
 
+_ROUNDOFF = {"float32": 1e-6, "float64": 1e-12}
+
 
 @dataclass(frozen=True)
 class BijectorCheck:
@@ -47,6 +49,11 @@ class BijectorCheck:
     log_det_ok: bool
     consistency_ok: bool
     notes: tuple[str, ...] = ()
+    roundoff: float = 0.0
+    """Errors below this are reported as round-off instead of as a number: ``1e-6`` for a
+    float32 bijector, ``1e-12`` for float64 (a few machine epsilons, at values of order 1).
+    The exact digits of a round-off error change with the CPU and the TensorFlow version;
+    that the error is at round-off level does not."""
 
     @property
     def passed(self) -> bool:
@@ -75,7 +82,13 @@ class BijectorCheck:
             f"{self.name} (event_ndims={self.event_ndims}, {self.n_points} points, "
             f"atol={self.atol:g}, rtol={self.rtol:g})"
         ]
-        lines += [f"  {mark(ok)} {what:20s} {how:34s} = {err:.1e}" for ok, what, how, err in rows]
+        def value(err: float) -> str:
+            if err < self.roundoff:
+                return f"< {self.roundoff:.0e} (round-off)"
+            return f"= {err:.1e}"
+
+        lines += [f"  {mark(ok)} {what:20s} {how:34s} {value(err)}"
+                  for ok, what, how, err in rows]
         lines.append(f"  {mark(self.shapes_ok)} shapes")
         if self.nonfinite:
             lines.append(f"  FAIL {self.nonfinite} non-finite values (inf or nan)")
@@ -226,4 +239,5 @@ def check_bijector(
         log_det_ok=log_det_ok,
         consistency_ok=consistency_ok,
         notes=tuple(notes),
+        roundoff=_ROUNDOFF.get(tf.as_dtype(dtype).name, 0.0),
     )
