@@ -701,19 +701,19 @@ print(f"mixture minus normal, IWAE log-likelihood per image: {gain.mean():+.2f} 
 # bound ("-ELBO, subset", so that the IWAE has an ELBO on the same images to be compared with)
 # and the importance-weighted NLL estimate with its standard error over images.
 #
-# Both models are below 100 nats of test negative ELBO: 97.47 with the standard normal prior,
-# 94.80 with the mixture. The learned prior wins on every count. Most of its gain is in the
-# KL term (22.94 against 24.96 nats): the codes cost less to describe under a prior shaped
-# like them. Its reconstruction term is a little better too (71.85 against 72.51). The
-# importance-weighted estimates agree (89.81 against 91.92 nats), and image by image the
-# mixture's bound is higher by 2.11 ± 0.11 nats, about 19 standard errors, so the
+# Both models are below 100 nats of test negative ELBO: 97.49 with the standard normal prior,
+# 94.78 with the mixture. The learned prior wins on every count. Most of its gain is in the
+# KL term (22.97 against 24.99 nats): the codes cost less to describe under a prior shaped
+# like them. Its reconstruction term is a little better too (71.81 against 72.50). The
+# importance-weighted estimates agree (89.71 against 91.88 nats), and image by image the
+# mixture's bound is higher by 2.17 ± 0.11 nats, about 20 standard errors, so the
 # difference is not noise from the choice of test images.
 #
-# On the same 2,000 images the IWAE estimates lie about 5 nats below the negative ELBOs (96.91 and
-# 94.66 nats; these first images are slightly easier than the whole test set). The ELBO falls
+# On the same 2,000 images the IWAE estimates lie about 5 nats below the negative ELBOs (96.99 and
+# 94.63 nats; these first images are slightly easier than the whole test set). The ELBO falls
 # short of $\log p(x)$ by exactly $\mathrm{KL}\big(q(z \mid x)\,\|\,p(z \mid x)\big)$, the price
 # of an approximate posterior, and the importance-weighted bound wins part of it back: on the 64
-# images above, the normal-prior model's bound went from 94.40 nats at $k = 1$ to 88.95 at $k =
+# images above, the normal-prior model's bound went from 94.00 nats at $k = 1$ to 88.62 at $k =
 # 1000$.
 #
 # **How this compares with the literature.** For a VAE with one stochastic layer on
@@ -747,9 +747,9 @@ for name, est in (("analytic KL", elbo_analytic), ("sampled KL ", elbo_sampled))
           f"{est.std(axis=0, ddof=1).mean():.2f} nats")
 
 # %% [markdown]
-# Both estimates have the same mean (-96.03 and -96.01 nats), as they must. But here the
-# sampled KL gives the *less* noisy estimate of the ELBO: a standard deviation of 3.80 nats
-# per image, against 4.83 with the closed form. A sample $z$ far out in the tail of $q$
+# Both estimates have the same mean (-95.83 and -95.81 nats), as they must. But here the
+# sampled KL gives the *less* noisy estimate of the ELBO: a standard deviation of 3.81 nats
+# per image, against 4.79 with the closed form. A sample $z$ far out in the tail of $q$
 # reconstructs the image worse, but it also has a low $\log q(z)$, which raises
 # $-(\log q(z) - \log p(z))$: the two errors partly cancel, and only the sampled version lets
 # them. So "use the closed form when it exists" is a good rule for the KL term on its own,
@@ -899,14 +899,18 @@ print("component weights, largest first:", np.round(weights2[order], 3))
 print("weights above 1%:", int(np.sum(weights2 > 0.01)), "of", len(weights2))
 
 # %% [markdown]
-# No component died out: the weights range from 0.030 to 0.109 (equal weights would be
-# 0.0625). Yet in two dimensions the learned prior bought nothing measurable: test negative
-# ELBO 161.68 against 161.38 nats for the fixed prior, IWAE 155.14 against 155.17, and image
-# by image the two IWAE bounds differ by +0.03 ± 0.19 nats (paired): no difference. A 2-D code
-# carries little information, so the KL term is only about 5 nats
+# No component died out: the weights range from 0.031 to 0.108 (equal weights would be
+# 0.0625). But in two dimensions the learned prior shows no reliable effect: test negative
+# ELBO 161.38 against 161.32 nats for the fixed prior, IWAE 155.10 against 154.66, and image
+# by image the mixture's IWAE bound minus the fixed prior's is -0.44 ± 0.18 nats (paired).
+# That is about 2.4 standard errors, yet the previous stored run of this very code gave
+# +0.03 ± 0.19. The standard error measures only the noise from the choice of test images;
+# with a single training run per model, the variation between training runs (about half a
+# nat here) is larger. So this 2-D experiment shows neither that the mixture prior helps nor
+# that it hurts. A 2-D code carries little information, so the KL term is only about 5 nats
 # (against about 25 in 16-D), and there is little for a better-fitting prior to save; three
 # epochs also leave its components little time to move. The mixture pays off in the 16-D
-# model of section 7.
+# model of section 7, where its gain, over 2 nats, is several times that variation.
 
 # %% [markdown]
 # ## 9. The same model with `tfp.layers`
@@ -1040,7 +1044,7 @@ print(f"training time for those epochs: {keras_seconds:.0f} s (model.fit) vs "
       f"{ours_seconds:.0f} s (vae.fit, including its evaluation after each epoch)")
 
 # %% [markdown]
-# After three epochs the `tfp.layers` model scores 103.25 nats and the `vae.fit` model
+# After three epochs the `tfp.layers` model scores 103.24 nats and the `vae.fit` model
 # 103.18: the same network, loss and optimiser, fed by the same pipeline (with different draws
 # of the initial weights, the shuffling and the binarisation), land in the same place.
 # Their training times were similar too.
@@ -1075,11 +1079,12 @@ print(f"training time for those epochs: {keras_seconds:.0f} s (model.fit) vs "
 #   agree in expectation. The closed form has no noise of its own but exists only for some
 #   pairs; the sampled one works for any prior, such as a mixture.
 # * A mixture-of-Gaussians prior is a `MixtureSameFamily` whose parameters are variables; it
-#   trains with the networks. Here it lowered the 16-D model's test negative ELBO from 97.47
-#   to 94.80 nats and raised its IWAE bound by 2.11 ± 0.11 nats per image; with a 2-D latent
-#   space, where the KL is only about 5 nats, it made no measurable difference.
+#   trains with the networks. Here it lowered the 16-D model's test negative ELBO from 97.49
+#   to 94.78 nats and raised its IWAE bound by 2.17 ± 0.11 nats per image; with a 2-D latent
+#   space, where the KL is only about 5 nats, it made no difference larger than the variation
+#   between training runs.
 # * The importance-weighted bound $\mathcal L_k$ tightens the ELBO; $-\mathcal L_k$ is an upper
-#   bound on the NLL. Our 16-D models reach 91.92 and 89.81 nats ($k = 100$, first 2,000 test
+#   bound on the NLL. Our 16-D models reach 91.88 and 89.71 nats ($k = 100$, first 2,000 test
 #   images), against 86.76 published for a larger VAE trained far longer.
 # * `vae.fit(checkpoint_dir=...)` saves after every epoch and resumes after an interruption,
 #   weights, optimiser state and history included.
