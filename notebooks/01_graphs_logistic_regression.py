@@ -48,6 +48,10 @@
 # for readers who want to build a model under `strategy.scope()`); `seed_everything` makes
 # the run repeatable; `get_config()` says which *profile* we run in. The `full` profile is
 # what you read here; `smoke` is a tiny run for automated tests.
+#
+# The first, collapsed cell matters only on Colab, Binder or a fresh Python: it installs the
+# course when the kernel lacks it and stops with what to install if TensorFlow is too old.
+# Everywhere else it does nothing.
 
 # %% tags=["hide-cell"]
 # Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).

@@ -49,6 +49,10 @@
 # The same start as every chapter: quiet TensorFlow start-up and a device report, a seeded
 # run, and the profile. TFP's distributions live in `tfp.distributions`, imported under the
 # customary short name `tfd`.
+#
+# The first, collapsed cell matters only on Colab, Binder or a fresh Python: it installs the
+# course when the kernel lacks it and stops with what to install if TensorFlow is too old.
+# Everywhere else it does nothing.
 
 # %% tags=["hide-cell"]
 # Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).

@@ -46,6 +46,10 @@
 
 # %% [markdown]
 # ## 0. Set-up
+#
+# The first, collapsed cell matters only on Colab, Binder or a fresh Python: it installs the
+# course when the kernel lacks it and stops with what to install if TensorFlow is too old.
+# Everywhere else it does nothing.
 
 # %% tags=["hide-cell"]
 # Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).

@@ -51,6 +51,10 @@
 # `DATASET` chooses the data. The stored run uses MNIST {cite:p}`lecun1998mnist`;
 # Kuzushiji-MNIST (`"kmnist"`, {cite:p}`clanuwat2018kmnist`), 28x28 images of ten cursive
 # Japanese characters, works the same way once its files can be downloaded (exercise 4).
+#
+# The first, collapsed cell matters only on Colab, Binder or a fresh Python: it installs the
+# course when the kernel lacks it and stops with what to install if TensorFlow is too old.
+# Everywhere else it does nothing.
 
 # %% tags=["hide-cell"]
 # Colab, Binder, a fresh Python: install the course if this kernel lacks it (else: nothing).
