@@ -137,3 +137,24 @@ def test_readme_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
 def test_jupytext_pairs_the_notebooks_folder():
     config = tomllib.loads((ROOT / "jupytext.toml").read_text(encoding="utf-8"))
     assert config["formats"] == {"notebooks/": "ipynb,py:percent"}
+
+
+def test_the_oldest_stack_pins_every_lower_bound():
+    """requirements/oldest.txt (the matrix's `oldest` stack) tests the lower bounds that
+    pyproject.toml claims: each core dependency is pinned exactly at its bound."""
+    text = (ROOT / "requirements" / "oldest.txt").read_text(encoding="utf-8")
+    pins = {Requirement(line).name.lower(): Requirement(line)
+            for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    for dep in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(dep)
+        lower = [s.version for s in req.specifier if s.operator == ">="]
+        assert lower, f"{req.name} has no lower bound"
+        pin = pins.get(req.name.lower())
+        assert pin is not None, f"requirements/oldest.txt does not pin {req.name}"
+        (spec,) = pin.specifier
+        assert spec.operator == "==", pin
+        assert spec.version.startswith(lower[0]) or spec.version == lower[0] + ".0", (
+            f"{req.name}: oldest.txt tests {spec.version}, pyproject's lower bound is {lower[0]}"
+        )
+    tf, keras = pins["tensorflow"].specifier, pins["tf-keras"].specifier
+    assert str(tf).split("==")[1].rsplit(".", 1)[0] == str(keras).split("==")[1].rsplit(".", 1)[0]
