@@ -349,3 +349,19 @@ def test_check_stats_counts_exact_tolerance_and_timing_cells(tmp_path):
     assert (stats.code_cells, stats.output_cells, stats.checked_cells, stats.tolerance_cells,
             stats.timing_cells) == (5, 4, 1, 1, 1)
     assert stats.ratio == 0.25 and stats.compared_ratio == 0.5
+
+
+def test_a_failed_run_keeps_no_stale_outputs_after_the_failing_cell(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    stale = nbformat.v4.new_code_cell("print('after')")
+    stale.outputs = [nbformat.v4.new_output("stream", name="stdout", text="from an old run\n")]
+    stale.execution_count = 3
+    nb.cells = [nbformat.v4.new_code_cell("print('before')"),
+                nbformat.v4.new_code_cell("raise ValueError('boom')"), stale]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    result = nbs.execute(path, profile="smoke", output=path)
+    assert not result.ok and "boom" in result.error
+    ran = nbformat.read(path, as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "before\n"
+    assert ran.cells[2].outputs == [] and ran.cells[2].execution_count is None

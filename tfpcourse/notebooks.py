@@ -344,11 +344,18 @@ def execute(
             if pid:
                 sampler = _RssSampler(pid)
                 sampler.start()
+            index = 0
             try:
                 for index, cell in enumerate(nb.cells):
                     client.execute_cell(cell, index)
             except CellExecutionError as err:
                 ok = False
+                # The cells after the failing one did not run: they must not keep the outputs
+                # of an earlier run (a report would compare those as if they were new).
+                for later in nb.cells[index + 1:]:
+                    if later.cell_type == "code":
+                        later.outputs = []
+                        later.execution_count = None
                 text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # drop terminal colours
                 lines = [ln for ln in text.strip().splitlines() if ln.strip()]
                 error = lines[-1][:300] if lines else "error"
