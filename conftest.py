@@ -69,7 +69,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # Notebooks executed by nbval inherit this environment. Default to the smoke profile so a
     # plain `pytest` is quick; an explicit TFPCOURSE_PROFILE wins.
     os.environ.setdefault("TFPCOURSE_PROFILE", "smoke")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # nbval's kernels inherit this environment: MPLBACKEND=Agg (CI exports it) would replace
+    # Jupyter's inline backend there, figures would vanish and the checked figure cells (their
+    # "<Figure size ...>" text) would differ. The tests themselves draw with Agg.
+    os.environ.pop("MPLBACKEND", None)
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+    else:
+        matplotlib.use("Agg")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -111,7 +111,7 @@ def _install(session: nox.Session, env: Path, *args: str) -> None:
 def _versions(env: Path) -> dict[str, str]:
     code = ("import json, platform; from importlib import metadata as m\n"
             "names = ['tensorflow', 'tf-nightly', 'tensorflow-probability', 'tfp-nightly', "
-            "'tf-keras', 'tf-keras-nightly', 'keras', 'numpy', 'matplotlib']\n"
+            "'tf-keras', 'tf-keras-nightly', 'keras', 'keras-nightly', 'numpy', 'matplotlib']\n"
             "out = {'python': platform.python_version()}\n"
             "for n in names:\n"
             "    try: out[n] = m.version(n)\n"
@@ -135,6 +135,7 @@ def _checkout(dest: Path) -> Path:
     archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT,
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    (dest / ".commit").write_text(_commit(), encoding="utf-8")  # what this run tests
     return dest
 
 
@@ -182,7 +183,6 @@ def tests(session: nox.Session, python: str) -> None:
     """Unit tests + nbval smoke run of every chapter, course installed from a wheel."""
     exe = _interpreter(python)
     result: dict = {"python": python, "stack": "locked", "date": str(_dt.date.today()),
-                    "commit": _commit(),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     if exe is None:
         result.update(status="no interpreter", note=f"no CPython {python} found (pyenv or PATH)")
@@ -201,6 +201,7 @@ def tests(session: nox.Session, python: str) -> None:
     result["versions"] = _versions(env)
     result["constraints"] = "requirements/lock.txt" if lockable else "lock's TF/TFP/tf-keras"
     tree = _tree_without_package(BUILD / f"tree-py{python}")
+    result["commit"] = (tree / ".commit").read_text(encoding="utf-8")
     junit = BUILD / f"junit-py{python}.xml"
     start = time.perf_counter()
     ok = True
@@ -273,7 +274,8 @@ def stack(session: nox.Session, stack: str) -> None:
                 external=True, env=run_env, success_codes=[0, 1])
     run_s = round(time.perf_counter() - start, 1)
     chapters = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else []
-    result = {"stack": stack, "profile": profile, "python": STACK_PYTHON, "commit": _commit(),
+    result = {"stack": stack, "profile": profile, "python": STACK_PYTHON,
+              "commit": (tree / ".commit").read_text(encoding="utf-8"),
               "date": str(_dt.date.today()), "versions": _versions(env),
               "install_s": install_s, "run_s": run_s, "chapters": chapters}
     baseline = tree / "notebooks" if full else BUILD / f"locked-{profile}"
@@ -368,7 +370,8 @@ def table(session: nox.Session) -> None:
         ok = sum(1 for ch in r["chapters"] if ch.get("ok"))
         report = r.get("regress", {}).get("report", "")
         link = f"[{Path(report).name}]({Path(report).name})" if report else "(baseline)"
-        lines.append(f"| {r['stack']} | {tf_v} / {tfp_v} / {keras_v} / {v.get('keras')} / "
+        keras3 = v.get("keras") or v.get("keras-nightly")
+        lines.append(f"| {r['stack']} | {tf_v} / {tfp_v} / {keras_v} / {keras3} / "
                      f"{v.get('numpy')} | {r['profile']} | {ok} of {len(r['chapters'])} | "
                      f"{r['install_s']:.0f} s | {r['run_s'] / 60:.1f} min | {link} | "
                      f"{r.get('commit', '')} |")
