@@ -103,8 +103,10 @@ def test_setup_validates_its_arguments():
         device.setup(xla="yes")
     with pytest.raises(ValueError, match="logical_cpus must be >= 2, got 1"):
         device.setup(logical_cpus=1)
-    with pytest.raises(TypeError, match="mixed_precision must be True or False"):
+    with pytest.raises(ValueError, match=r"mixed_precision must be one of .*got 1"):
         device.setup(mixed_precision=1)
+    with pytest.raises(ValueError, match=r"mixed_precision must be one of .*got 'bf16'"):
+        device.setup(mixed_precision="bf16")
 
 
 def test_report_describes_the_last_setup(tf):

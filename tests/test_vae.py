@@ -615,20 +615,20 @@ def test_fit_refuses_a_model_whose_keras_variables_are_invisible(vae, tf, datase
     assert len(model.net.trainable_variables) == 2 and model.trainable_variables == ()
     with pytest.raises(ValueError, match="has no trainable variables"):
         vae.fit(model, dataset, epochs=1)
-    with pytest.raises(TypeError, match=r"model must have a loss\(x, seed\) method"):
+    with pytest.raises(TypeError, match=r"model must have a loss\(batch, seed\) method"):
         vae.fit(object(), dataset, epochs=1)
 
 
 def test_fit_and_evaluate_need_datasets_of_images_alone(vae, tf, dataset):
     model = _small_vae(vae)
     labelled = tf.data.Dataset.from_tensor_slices((IMAGES[:8], np.arange(8))).batch(4)
-    with pytest.raises(ValueError, match="train must yield batches of images alone"):
+    with pytest.raises(ValueError, match="a VAE trains on batches of images alone"):
         vae.fit(model, labelled, epochs=1)
-    with pytest.raises(ValueError, match="valid must yield batches of images alone"):
+    with pytest.raises(ValueError, match="a VAE trains on batches of images alone"):
         vae.fit(model, dataset, valid=labelled, epochs=1)
     with pytest.raises(TypeError, match=r"train must be a tf\.data\.Dataset"):
         vae.fit(model, IMAGES, epochs=1)
-    with pytest.raises(ValueError, match="dataset must yield batches of images alone"):
+    with pytest.raises(ValueError, match="a VAE trains on batches of images alone"):
         vae.evaluate(model, labelled)
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         vae.fit(model, dataset, epochs=0)
@@ -678,9 +678,11 @@ def test_evaluate_weights_batches_by_their_size(vae, tf, mean_pixel):
 
 
 def test_evaluated_models_can_still_be_garbage_collected(vae, tf, mean_pixel):
+    from tfpcourse import training
+
     model = mean_pixel()
     assert vae.evaluate(model, tf.data.Dataset.from_tensor_slices(IMAGES[:4]).batch(2))
-    assert model in vae._EVALUATORS  # the compiled evaluator is cached for the model ...
+    assert model in training._EVALUATORS  # the compiled evaluator is cached for the model ...
     ref = weakref.ref(model)
     del model
     gc.collect()

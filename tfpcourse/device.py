@@ -17,8 +17,12 @@ It
 4. returns a :class:`tf.distribute.Strategy`: a ``MirroredStrategy`` over all GPUs when there
    are several, the default (single-device) strategy otherwise.
 
-Mixed precision and XLA auto-clustering are switches, off by default: both can speed up a GPU,
-and both can slow down or change the numerics on a small CPU.
+Mixed precision and XLA auto-clustering are switches, off by default. ``mixed_precision=True``
+picks what pays on the hardware found: ``mixed_bfloat16`` on a CPU with bfloat16 units (Intel
+AMX or AVX512-BF16: a large bfloat16 matrix product runs several times faster than float32 on
+them), ``mixed_float16`` on GPUs (the training loop then scales the loss), and nothing on other
+CPUs. Layers then compute in 16 bits and keep float32 variables; the course's networks cast
+their outputs to float32, so distributions, log-probabilities and the ELBO stay float32.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
 __all__ = [
+    "PRECISIONS",
     "DeviceReport",
+    "cpu_has_bfloat16",
     "filter_tf_noise",
     "install_stderr_filter",
     "quiet_stderr",
@@ -222,7 +228,7 @@ class DeviceReport:
     cpus: tuple[str, ...]
     logical_devices: tuple[str, ...]
     strategy: str
-    mixed_precision: bool
+    mixed_precision: str  # the Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16"
     xla: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -235,11 +241,61 @@ class DeviceReport:
         lines.append(f"Logical devices: {', '.join(self.logical_devices)}")
         lines.append(f"Strategy: {self.strategy}")
         lines.append(
-            f"Mixed precision: {'on' if self.mixed_precision else 'off'}; "
+            f"Mixed precision: {_describe_policy(self.mixed_precision)}; "
             f"XLA auto-clustering: {'on' if self.xla else 'off'}"
         )
         lines.extend(self.notes)
         return "\n".join(lines)
+
+
+def _describe_policy(policy: str) -> str:
+    if policy == "float32":
+        return "off"
+    return f"{policy} ({policy.split('_')[1]} compute, float32 variables)"
+
+
+PRECISIONS = (False, True, "auto", "bfloat16", "float16")
+"""What ``setup(mixed_precision=...)`` accepts: ``False`` (float32), ``True`` or ``"auto"`` (what
+pays on this hardware), or a 16-bit type to force."""
+
+
+def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bfloat16 matrix units (Intel AMX-BF16 or AVX512-BF16), read from
+    ``/proc/cpuinfo`` (or from the text ``cpuinfo``). ``False`` where that file does not exist."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def _choose_policy(mixed_precision: bool | str, *, gpus: int) -> tuple[str, str | None]:
+    """The Keras policy for ``setup(mixed_precision=...)`` and a note when it is not obvious."""
+    if mixed_precision is False:
+        return "float32", None
+    if mixed_precision == "bfloat16":
+        if not gpus and not cpu_has_bfloat16():
+            return "mixed_bfloat16", ("Note: this CPU has no bfloat16 units; mixed_bfloat16 "
+                                      "is emulated and usually slower than float32.")
+        return "mixed_bfloat16", None
+    if mixed_precision == "float16":
+        if not gpus:
+            return "mixed_float16", ("Note: float16 on a CPU is emulated and usually slower "
+                                     "than float32.")
+        return "mixed_float16", None
+    # True or "auto": what pays here.
+    if gpus:
+        return "mixed_float16", None
+    if cpu_has_bfloat16():
+        return "mixed_bfloat16", None
+    return "float32", ("Note: mixed precision left off: this CPU has no bfloat16 units, so 16-bit "
+                       "compute would be slower.")
 
 
 _LAST_REPORT: DeviceReport | None = None
@@ -252,7 +308,7 @@ def report() -> DeviceReport | None:
 
 def setup(
     *,
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     xla: bool = False,
     logical_cpus: int | None = None,
     verbose: bool = True,
@@ -262,14 +318,18 @@ def setup(
     Parameters
     ----------
     mixed_precision:
-        Use the ``mixed_float16`` Keras policy (worth it on recent GPUs only; on a CPU it is
-        slower, and a note says so).
+        ``False``: float32 everywhere. ``True`` (or ``"auto"``): the Keras ``mixed_bfloat16``
+        policy on a CPU with bfloat16 units, ``mixed_float16`` on GPUs, float32 otherwise (a
+        note says why). ``"bfloat16"`` or ``"float16"`` force that policy. It applies to Keras
+        layers built afterwards; :func:`tfpcourse.training.fit` adds loss scaling for float16.
     xla:
         Turn on XLA auto-clustering for all functions. Off by default: on a small CPU it can be
         slower. To compile one function, use ``tf.function(jit_compile=True)`` instead.
     logical_cpus:
         Split the CPU into this many logical devices (at least 2), to try multi-device code
-        such as ``MirroredStrategy`` on a laptop. The strategy then mirrors over them.
+        such as ``MirroredStrategy`` on a laptop. The strategy then mirrors over them. Default:
+        the environment variable ``TFPCOURSE_LOGICAL_CPUS`` if set (so that a whole chapter can
+        be rehearsed on "several devices" without editing it), else no split.
     verbose:
         Print the device report.
 
@@ -286,9 +346,22 @@ def setup(
     reported in the notes instead of raising; restart the kernel to apply them.
     """
     global _LAST_REPORT
-    check_bool("mixed_precision", mixed_precision)
+    if not (isinstance(mixed_precision, bool)
+            or (isinstance(mixed_precision, str) and mixed_precision in PRECISIONS[2:])):
+        raise ValueError(
+            f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}"
+        )
     check_bool("xla", xla)
     check_bool("verbose", verbose)
+    if logical_cpus is None and os.environ.get("TFPCOURSE_LOGICAL_CPUS"):
+        raw = os.environ["TFPCOURSE_LOGICAL_CPUS"]
+        try:
+            logical_cpus = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"TFPCOURSE_LOGICAL_CPUS must be a whole number >= 2, got {raw!r}"
+            ) from None
+        check_int("TFPCOURSE_LOGICAL_CPUS", logical_cpus, minimum=2)
     check_int("logical_cpus", logical_cpus, minimum=2, allow_none=True)
 
     _quiet_environment()
@@ -326,12 +399,12 @@ def setup(
         # lines are filtered too.
         tf.constant(0.0).numpy()
         logical = tf.config.list_logical_devices()
-        if mixed_precision:
-            import keras
+        import keras
 
-            keras.mixed_precision.set_global_policy("mixed_float16")
-            if not gpus:
-                notes.append("Note: mixed precision on a CPU is usually slower, not faster.")
+        policy, note = _choose_policy(mixed_precision, gpus=len(gpus))
+        keras.mixed_precision.set_global_policy(policy)
+        if note:
+            notes.append(note)
         strategy = _choose_strategy(tf, gpus=len(gpus), logical_cpus=logical_cpus)
 
     _LAST_REPORT = DeviceReport(
@@ -341,7 +414,7 @@ def setup(
         cpus=tuple(c.name for c in cpus),
         logical_devices=tuple(d.name for d in logical),
         strategy=_describe_strategy(strategy),
-        mixed_precision=mixed_precision,
+        mixed_precision=policy,
         xla=xla,
         notes=tuple(notes),
     )

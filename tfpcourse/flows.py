@@ -15,7 +15,8 @@ Builders:
                   fast sampling, slow density.
 :func:`realnvp`   affine coupling layers (Dinh et al., 2017): fast in both directions.
 
-Train a flow with :func:`tfpcourse.training.fit_max_likelihood` on ``flow.distribution``.
+Train a flow with :func:`tfpcourse.training.fit_max_likelihood` on ``flow.distribution`` (it
+runs the course's one training loop, :func:`tfpcourse.training.fit`).
 
 This module imports TensorFlow (import it after ``tfpcourse.device.setup()``); the top-level
 ``tfpcourse`` package does not.
@@ -46,12 +47,22 @@ def _check_hidden(hidden_units: Sequence[int]) -> tuple[int, ...]:
     return tuple(check_int("hidden_units[i]", h, minimum=1) for h in hidden_units)
 
 
+def _compute_dtype() -> str:
+    """The compute dtype of the Keras policy in force (``device.setup(mixed_precision=...)``)."""
+    import keras
+
+    return keras.mixed_precision.global_policy().compute_dtype
+
+
 class MLP(tf.Module):
     """A small fully connected network made of plain variables.
 
     The last layer starts at zero, so a flow built from these networks starts as the
     identity map (or a fixed permutation): training begins from the base distribution
     itself, which is stable, instead of from a random warp.
+
+    Built under a mixed-precision Keras policy, it multiplies in that policy's 16-bit type
+    (float32 inputs are cast down, its float32 variables too) and returns float32.
     """
 
     def __init__(self, in_dim, hidden_units, out_dim, *, seed=0, zero_last=True,
@@ -68,13 +79,21 @@ class MLP(tf.Module):
                      else rng.uniform(-limit, limit, (n_in, n_out)))
                 self.weights.append(tf.Variable(w.astype(np.float32), name=f"w{i}"))
                 self.biases.append(tf.Variable(tf.zeros(n_out), name=f"b{i}"))
+        self.compute_dtype = _compute_dtype()
 
     def __call__(self, x):
+        x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
+        out_dtype = x.dtype
+        low = self.compute_dtype != "float32" and out_dtype == tf.float32
+        if low:
+            x = tf.cast(x, self.compute_dtype)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if low:
+                w, b = tf.cast(w, self.compute_dtype), tf.cast(b, self.compute_dtype)
             x = tf.matmul(x, w) + b
             if i < len(self.weights) - 1:
                 x = tf.nn.relu(x)
-        return x
+        return tf.cast(x, out_dtype)
 
 class CouplingNet(tf.Module):
     """``shift_and_log_scale_fn`` for ``tfb.RealNVP``: an MLP from the masked half to a
@@ -99,7 +118,9 @@ class BoundedMADE(tf.Module):
 
     Without the bound, a MAF evaluated far from its training data can produce log-scales so
     large that ``exp`` overflows and the density becomes NaN. Holding the network in a
-    ``tf.Module`` (not a lambda) keeps its variables tracked.
+    ``tf.Module`` (not a lambda) keeps its variables tracked. It always computes in float32:
+    TFP's ``AutoregressiveNetwork`` (a ``tf_keras`` layer) rejects the 16-bit inputs a
+    mixed-precision policy would give it (checked with TFP 0.25).
     """
 
     def __init__(self, event_size, hidden_units, *, seed=0, max_log_scale=3.0, name="made"):

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tfpcourse._validate import check_bool, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-__all__ = ["seed_everything", "split_seed", "stateless_seed"]
+__all__ = ["fold_in", "seed_everything", "split_seed", "stateless_seed"]
 
 _MAX_SEED = 2**31 - 1
 
@@ -109,3 +109,17 @@ def split_seed(seed: tf.Tensor | int, n: int = 2) -> list[tf.Tensor]:
     if seed.shape.rank != 1 or seed.shape[0] != 2:
         raise ValueError(f"seed must have shape [2], got shape {seed.shape.as_list()}")
     return list(tfp.random.split_seed(seed, n=n))
+
+
+def fold_in(seed: tf.Tensor, index: Any) -> tf.Tensor:
+    """A child stateless seed for ``index`` (an int, or an integer tensor such as a step
+    counter), as the ``[2]`` ``int32`` pair that TFP's samplers take.
+
+    Different indices give independent-looking seeds; the same ``(seed, index)`` always gives
+    the same child. Training loops fold the step number into a base seed this way, so every step
+    draws fresh noise and a rerun draws the same noise.
+    """
+    import tensorflow as tf
+
+    child = tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int64))
+    return tf.cast(child, tf.int32)
