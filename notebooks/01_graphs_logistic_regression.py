@@ -44,8 +44,9 @@
 #
 # Every chapter starts the same way: `device.setup()` starts TensorFlow quietly, reports the
 # devices it found and returns a distribution strategy (a `MirroredStrategy` when there are
-# several GPUs; the chapters' models are small enough for one device, so they keep it only
-# for readers who want to build a model under `strategy.scope()`); `seed_everything` makes
+# several GPUs). Chapters 01-04 train small models on one device and ignore it; the VAE
+# chapters build their models under `strategy.scope()`, and the course's training loop then
+# splits every batch between the devices); `seed_everything` makes
 # the run repeatable; `get_config()` says which *profile* we run in. The `full` profile is
 # what you read here; `smoke` is a tiny run for automated tests.
 #
@@ -74,7 +75,7 @@ stack.require_supported()
 # %%
 from tfpcourse import device
 
-strategy = device.setup()
+device.setup()
 
 import time
 

@@ -75,7 +75,7 @@ stack.require_supported()
 # %%
 from tfpcourse import device
 
-strategy = device.setup()
+device.setup()
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -65,7 +65,7 @@ stack.require_supported()
 # %%
 from tfpcourse import device
 
-strategy = device.setup()
+device.setup()
 
 import keras
 import matplotlib.pyplot as plt

@@ -1042,17 +1042,21 @@ plt.show()
 # %% [markdown]
 # ## 6. Training the VAE
 #
-# `tfpcourse.vae.fit` runs the loop of section 4 for several epochs: the same Adam update in a
-# step traced once (with `input_signature`), a seed per step from `stateless_fold_in`, and
-# after every epoch a compiled pass over the test set. It accepts any object with
-# `loss(x, seed)` and `trainable_variables`, such as our `HandVAE`. We train a fresh model; the
-# test ELBO uses the same static binarisation and the same seeds after every epoch, so the
-# test curve moves only because the model does.
+# `tfpcourse.training.fit` (also importable as `vae.fit`), the course's one training loop,
+# runs the loop of section 4 for several epochs: the same Adam update in a step traced once
+# (with `input_signature`), a seed per step from `stateless_fold_in`, and after every epoch a
+# compiled pass over the test set. It accepts any object with `loss(x, seed)` returning
+# `(mean loss, metrics)` and `trainable_variables`, such as our `HandVAE`. We build a fresh
+# model inside `strategy.scope()`: on one device that changes nothing; on a machine with
+# several GPUs its variables are mirrored on each, and `fit` splits every batch between them.
+# The test ELBO uses the same static binarisation and the same seeds after every epoch, so
+# the test curve moves only because the model does.
 
 # %%
 # TOLERANCE: abs=1 -- nats per image after training
 EPOCHS = cfg.pick(full=30, smoke=1)
-vae_model = HandVAE()
+with strategy.scope():
+    vae_model = HandVAE()
 history = vae.fit(vae_model, train_ds, valid=test_ds, epochs=EPOCHS, learning_rate=1e-3, seed=9)
 print(f"{history.epochs} epochs, {history.steps:,} steps in {history.seconds:.0f} s; "
       f"traces of the training step: {history.traces}")
@@ -1350,7 +1354,8 @@ small_train = pipelines.image_dataset(
 )
 beta_results = {}
 for beta in (1.0, 4.0):
-    beta_model = BetaVAE(beta)
+    with strategy.scope():
+        beta_model = BetaVAE(beta)
     vae.fit(beta_model, small_train, epochs=cfg.pick(full=3, smoke=1), seed=13)
     beta_results[beta] = vae.evaluate(beta_model, test_ds, seed=0)
 print(vae.metrics_table({f"beta = {b:g}": {"reconstruction": r["reconstruction"], "KL": r["kl"],

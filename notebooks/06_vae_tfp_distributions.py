@@ -421,8 +421,10 @@ except ValueError as err:
 # %%
 # NBVAL_CHECK_OUTPUT
 def normal_vae(latent_dim, name):
-    return vae.VAE(vae.Encoder(latent_dim), vae.Decoder(latent_dim),
-                   vae.standard_normal_prior(latent_dim), name=name)
+    # Built in the strategy's scope: mirrored on every device when there are several.
+    with strategy.scope():
+        return vae.VAE(vae.Encoder(latent_dim), vae.Decoder(latent_dim),
+                       vae.standard_normal_prior(latent_dim), name=name)
 
 
 checkpoint_root = Path(tempfile.mkdtemp(prefix="tfpcourse-ch06-"))
@@ -540,8 +542,9 @@ print("agree:", np.allclose(by_hand, mixture16.log_prob(z_check), rtol=1e-5))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-model_mixture = vae.VAE(vae.Encoder(LATENT), vae.Decoder(LATENT),
-                        vae.mixture_prior(LATENT, 16, seed=0), name="vae16_mixture")
+with strategy.scope():
+    model_mixture = vae.VAE(vae.Encoder(LATENT), vae.Decoder(LATENT),
+                            vae.mixture_prior(LATENT, 16, seed=0), name="vae16_mixture")
 auto = model_mixture.elbo(x8, seed_e)
 sampled = vae.elbo_terms(x8, model_mixture.encoder, model_mixture.decoder,
                          model_mixture.prior, seed=seed_e, kl="sampled")
@@ -770,8 +773,9 @@ for name, est in (("analytic KL", elbo_analytic), ("sampled KL ", elbo_sampled))
 # %%
 # TOLERANCE: abs=0.5 rel=0.01 -- ELBO terms, IWAE bounds and their paired difference (nats)
 model2_normal = normal_vae(2, "vae2_normal")
-model2_mixture = vae.VAE(vae.Encoder(2), vae.Decoder(2), vae.mixture_prior(2, 16, seed=0),
-                         name="vae2_mixture")
+with strategy.scope():
+    model2_mixture = vae.VAE(vae.Encoder(2), vae.Decoder(2),
+                             vae.mixture_prior(2, 16, seed=0), name="vae2_mixture")
 results_2d, lk_2d = {}, {}
 for name, m in (("2-D, N(0, I) prior", model2_normal),
                 ("2-D, mixture prior", model2_mixture)):

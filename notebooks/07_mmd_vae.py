@@ -658,11 +658,13 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 def make_model(regularizer, mmd_weight=0.0):
-    """A VAE with the chapter's networks; only the regulariser (and its weight) varies."""
-    return vae.VAE(vae.Encoder(2, kind="conv", filters=(16, 32)),
-                   vae.Decoder(2, kind="conv", filters=(32, 16)),
-                   vae.standard_normal_prior(2), regularizer=regularizer,
-                   mmd_weight=mmd_weight)
+    """A VAE with the chapter's networks; only the regulariser (and its weight) varies.
+    Built in the strategy's scope, so that on several devices it is mirrored on each."""
+    with strategy.scope():
+        return vae.VAE(vae.Encoder(2, kind="conv", filters=(16, 32)),
+                       vae.Decoder(2, kind="conv", filters=(32, 16)),
+                       vae.standard_normal_prior(2), regularizer=regularizer,
+                       mmd_weight=mmd_weight)
 
 
 probe_kl, probe_mmd = make_model("kl"), make_model("mmd", 100.0)
