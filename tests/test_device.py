@@ -219,3 +219,45 @@ def test_training_step_under_mirrored_strategy_matches_one_device():
     assert out["one_device"] != [0.0, 0.0, 0.0]  # training moved the weights
     for a, b in zip(out["one_device"], out["mirrored"]):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+OLD_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n"
+
+
+def test_bfloat16_hardware_is_read_from_the_cpu_flags():
+    assert device.cpu_has_bfloat16(AMX_CPUINFO)
+    assert device.cpu_has_bfloat16("flags : avx512_bf16\n")
+    assert not device.cpu_has_bfloat16(OLD_CPUINFO)
+    assert not device.cpu_has_bfloat16("")
+
+
+def test_mixed_precision_auto_picks_what_pays_on_the_hardware(monkeypatch):
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda cpuinfo=None: True)
+    assert device._choose_policy(True, gpus=0) == ("mixed_bfloat16", None)
+    assert device._choose_policy("auto", gpus=2) == ("mixed_float16", None)
+    assert device._choose_policy(False, gpus=2) == ("float32", None)
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda cpuinfo=None: False)
+    policy, note = device._choose_policy(True, gpus=0)
+    assert policy == "float32" and "no bfloat16 units" in note
+    policy, note = device._choose_policy("bfloat16", gpus=0)  # forced: done, with a warning
+    assert policy == "mixed_bfloat16" and "emulated" in note
+    policy, note = device._choose_policy("float16", gpus=0)
+    assert policy == "mixed_float16" and "emulated" in note
+
+
+def test_the_environment_can_split_the_cpu_for_a_rehearsal():
+    result = _run_python(
+        """
+        from tfpcourse import device
+        strategy = device.setup(verbose=False)
+        print(type(strategy).__name__, strategy.num_replicas_in_sync)
+        """,
+        TFPCOURSE_LOGICAL_CPUS="2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MirroredStrategy", "2"]
+    bad = _run_python("from tfpcourse import device\ndevice.setup()\n",
+                      TFPCOURSE_LOGICAL_CPUS="two")
+    assert bad.returncode != 0
+    assert "TFPCOURSE_LOGICAL_CPUS must be a whole number >= 2, got 'two'" in bad.stderr

@@ -365,3 +365,21 @@ def test_a_failed_run_keeps_no_stale_outputs_after_the_failing_cell(tmp_path):
     ran = nbformat.read(path, as_version=4)
     assert ran.cells[0].outputs[0]["text"] == "before\n"
     assert ran.cells[2].outputs == [] and ran.cells[2].execution_count is None
+
+
+def test_the_checkpointing_vae_chapter_runs_data_parallel_on_two_devices(tmp_path, monkeypatch):
+    """Chapter 06 (checkpoint and resume, a learned mixture prior, IWAE scoring) in the smoke
+    profile with the CPU split into two logical devices: the rehearsal of a multi-GPU box."""
+    monkeypatch.setenv("TFPCOURSE_LOGICAL_CPUS", "2")
+    source = NOTEBOOKS / "06_vae_tfp_distributions.ipynb"
+    output = tmp_path / source.name
+    result = nbs.execute(source, profile="smoke", output=output)
+    assert result.ok, result.error
+    ran = nbformat.read(output, as_version=4)
+    text = "\n".join(
+        out.get("text", "") for cell in ran.cells if cell.cell_type == "code"
+        for out in cell.outputs if out.get("output_type") == "stream"
+    )
+    assert "Strategy: MirroredStrategy over 2 replicas" in text
+    assert "resumed from the last saved epoch: True" in text
+    assert "restored weights equal the saved ones: True" in text

@@ -12,10 +12,15 @@ The package is deliberately light to import: TensorFlow is loaded only when a he
 ``toy2d``      2-D toy densities for the flow chapters
 ``distributions``  shape reports and Monte Carlo KL estimates
 ``bijectors``  a checker for any bijector (round trip, log-det against autodiff, shapes)
-``training``   a compiled maximum-likelihood fitting loop with early stopping
+``training``   the one training loop (compiled step, several devices, mixed precision,
+               checkpoints, early stopping) and maximum-likelihood fitting of distributions
 ``flows``      MAF, IAF and RealNVP builders in a container that keeps variables tracked
-``vae``        VAE encoders, decoders, priors, losses (ELBO, IWAE, MMD) and a compiled,
-               checkpointed training loop
+``networks``   a VAE's encoder ``x -> q(z | x)`` and decoder ``z -> p(x | z)``
+``priors``     priors over latents: the standard Normal and a learnable mixture
+``elbo``       the ELBO's terms and the importance-weighted bound, per example
+``mmd``        the maximum mean discrepancy with a Gaussian kernel
+``vae``        the VAE model (ELBO or MMD-VAE loss) and how to score it (IWAE NLL, posterior
+               moments); re-exports the names of the four modules above
 ``plot``       image grids, 1-D / 2-D densities, latent spaces and training curves
 ``graphs``     static pictures of TensorFlow graphs
 ``timing``     honest timings for notebooks and benchmarks

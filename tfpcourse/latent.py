@@ -58,7 +58,7 @@ def knn_accuracy(
     ``chunk`` query codes are compared with all reference codes at a time, which bounds the
     memory use at ``chunk * len(reference)`` distances.
     """
-    from tfpcourse.vae import pairwise_squared_distances
+    from tfpcourse.mmd import pairwise_squared_distances
 
     reference = _codes("reference", reference)
     query = _codes("query", query)
@@ -92,7 +92,7 @@ def silhouette(points: Any, labels: Any) -> float:
     well-separated classes and near 0 for overlapping ones. Every class needs at least two
     points, and there must be at least two classes.
     """
-    from tfpcourse.vae import pairwise_squared_distances
+    from tfpcourse.mmd import pairwise_squared_distances
 
     points = _codes("points", points)
     labels = _labels("labels", labels, len(points))

