@@ -355,14 +355,17 @@ print("shift =", np.round(b_learned, 3), "(target [1, 1])")
 # gets a degree from 1 to $D-1$. A connection into a hidden unit is kept only if the source's
 # degree is $\le$ the unit's; a connection into an output only if it is strictly $<$. Then
 # every path from input $j$ to output $i$ has $j < i$. TFP's `AutoregressiveNetwork` builds
-# the masks; here they are for 3 inputs and one hidden layer of 6 units (numbered 1 to 6).
+# the masks and keeps every masked weight at zero, so the masks can be read off its kernels
+# (its public `trainable_variables`): nonzero means connected. Here they are for 3 inputs and
+# one hidden layer of 6 units (numbered 1 to 6).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 made = tfb.AutoregressiveNetwork(params=2, hidden_units=[6], event_shape=[3], activation="tanh",
                                  kernel_initializer="glorot_normal")
 made(tf.zeros((1, 3)))  # build
-mask_in, mask_out = [np.asarray(m) for m in made._masks]
+kernels = [v.numpy() for v in made.trainable_variables if "kernel" in v.name]
+mask_in, mask_out = [kernel != 0 for kernel in kernels]
 print("input -> hidden mask (rows: inputs 1-3, columns: hidden units):")
 print(mask_in.astype(int))
 print("hidden -> output mask (rows: hidden units 1-6, columns: outputs 1-3; the network has")
@@ -428,7 +431,7 @@ assert np.allclose(np.triu(jac), 0.0)
 # %%
 # NBVAL_CHECK_OUTPUT
 maf1 = flows.maf(num_layers=1, hidden_units=(16,), seed=2)
-net = maf1.layers[0]._shift_and_log_scale_fn  # the layer's (bounded) MADE network
+net = maf1.networks[0]  # the layer's (bounded) MADE network
 rng = np.random.default_rng(2)
 for v in maf1.trainable_variables:  # multiplicative: keeps the masked zeros at zero
     v.assign(v * (1.0 + 0.5 * rng.standard_normal(v.shape).astype(np.float32)) + 0.0)
@@ -517,7 +520,7 @@ for v in nvp.trainable_variables:
 coupling = nvp.layers[0]
 pts = rng.standard_normal((6, 2)).astype(np.float32)
 out = coupling.forward(pts).numpy()
-t_c, s_c = coupling._shift_and_log_scale_fn(tf.constant(pts[:, :1]), 1)
+t_c, s_c = nvp.networks[0](tf.constant(pts[:, :1]), 1)  # the layer's shift-and-log-scale net
 print("first coordinate unchanged:", np.allclose(out[:, 0], pts[:, 0]))
 print("y2 = x2 exp(s(x1)) + t(x1):", np.allclose(out[:, 1:], pts[:, 1:] * np.exp(s_c) + t_c,
                                                 atol=1e-5))

@@ -145,3 +145,19 @@ def test_density_stays_finite_far_from_the_data(flows, moons, name):
     far = np.stack(np.meshgrid(np.linspace(-12, 12, 25), np.linspace(-12, 12, 25)), -1)
     log_p = flow.log_prob(far.reshape(-1, 2).astype(np.float32)).numpy()
     assert np.all(np.isfinite(log_p)), f"{np.sum(~np.isfinite(log_p))} non-finite values"
+
+
+@pytest.mark.parametrize("name", ["maf", "iaf", "realnvp"])
+def test_a_flow_exposes_the_network_of_each_layer(name, flows):
+    flow = getattr(flows, name)(num_layers=3, hidden_units=(8,), seed=0)
+    assert len(flow.networks) == 3
+    owned = {id(v) for v in flow.trainable_variables}
+    for net in flow.networks:
+        assert net.trainable_variables and all(id(v) in owned for v in net.trainable_variables)
+    # The first network is the one the first transforming layer calls: perturbing it changes
+    # the flow's density, perturbing nothing does not.
+    x = np.array([[0.3, -0.7], [1.2, 0.4]], np.float32)
+    before = flow.log_prob(x).numpy()
+    for v in flow.networks[0].trainable_variables:
+        v.assign(v + 0.1)
+    assert not np.allclose(flow.log_prob(x).numpy(), before)

@@ -383,3 +383,31 @@ def test_the_checkpointing_vae_chapter_runs_data_parallel_on_two_devices(tmp_pat
     assert "Strategy: MirroredStrategy over 2 replicas" in text
     assert "resumed from the last saved epoch: True" in text
     assert "restored weights equal the saved ones: True" in text
+
+
+PRIVATE_ACCESS = re.compile(r"(?<!\bself)(?<!\bcls)\.(_[A-Za-z][A-Za-z0-9_]*)")
+
+
+def _code_without_comments_and_strings(source: str) -> str:
+    import io
+    import tokenize
+
+    kept = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in (tokenize.COMMENT, tokenize.STRING):
+            kept.append(token.string)
+    return " ".join(kept).replace(" . ", ".").replace(" .", ".").replace(". ", ".")
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
+def test_notebooks_touch_no_private_attribute(py):
+    hits = PRIVATE_ACCESS.findall(_code_without_comments_and_strings(py.read_text()))
+    assert not hits, f"{py.name} reaches into private attributes: {sorted(set(hits))}"
+
+
+def test_the_private_attribute_check_can_fail():
+    code = "masks = made._masks\nnet = layer._shift_and_log_scale_fn(x)\nself._ok = 1\n"
+    hits = PRIVATE_ACCESS.findall(_code_without_comments_and_strings(code))
+    assert hits == ["_masks", "_shift_and_log_scale_fn"]
+    assert not PRIVATE_ACCESS.findall(_code_without_comments_and_strings(
+        "x = obj.__class__  # a ._comment\ny = '._in_a_string'\n"))

@@ -168,14 +168,17 @@ class Flow(tf.Module):
     Attributes
     ----------
     layers : list of bijectors, base to data.
+    networks : the shift-and-log-scale network of each transforming layer, in the same order
+        (``networks[0]`` is the first MAF, IAF or coupling layer's), to inspect or call.
     distribution : the ``TransformedDistribution`` to train and evaluate.
     bijector : the composed map, base -> data.
     """
 
-    def __init__(self, layers, event_size, name="flow"):
+    def __init__(self, layers, event_size, name="flow", networks=()):
         super().__init__(name=name)
         self.event_size = int(event_size)
         self.layers = list(layers)
+        self.networks = list(networks)
         self.base = tfp.distributions.MultivariateNormalDiag(
             loc=tf.zeros(self.event_size), name="base"
         )
@@ -227,14 +230,15 @@ def _autoregressive(kind, event_size, num_layers, hidden_units, permute, seed) -
     """MAF layers (``kind="maf"``) or their inverses (``"iaf"``), reversed in between."""
     event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
                                                          seed)
-    layers = []
+    layers, networks = [], []
     for i in range(num_layers):
         made = BoundedMADE(event_size, hidden, seed=seed + i, name=f"made_{i}")
+        networks.append(made)
         layer = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made, name=f"maf_{i}")
         layers.append(tfb.Invert(layer, name=f"iaf_{i}") if kind == "iaf" else layer)
         if permute and i < num_layers - 1:
             layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name=kind)
+    return Flow(layers, event_size, name=kind, networks=networks)
 
 
 def maf(
@@ -288,12 +292,13 @@ def realnvp(
     max_log_scale = check_number("max_log_scale", max_log_scale, minimum=0.0,
                                  strict_minimum=True)
     num_masked = event_size // 2
-    layers = []
+    layers, networks = [], []
     for i in range(num_layers):
         net = CouplingNet(num_masked, event_size - num_masked, hidden, seed=seed + i,
                           max_log_scale=max_log_scale, name=f"coupling_{i}")
+        networks.append(net)
         layers.append(tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=net,
                                   name=f"realnvp_{i}"))
         if i < num_layers - 1:
             layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name="realnvp")
+    return Flow(layers, event_size, name="realnvp", networks=networks)
