@@ -50,7 +50,9 @@ class Regression(tf.Module):
 rng = np.random.default_rng(0)
 x = rng.normal(size=(70, 3)).astype(np.float32)
 y = (x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 + 0.1 * rng.normal(size=(70, 1)))
-data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32))).batch(16)  # 16 16 16 16 6
+# Batches of 15, 15, 15, 15 and 10: each 15 splits 8 + 7 between two replicas, so the metrics
+# must weight the replicas by their shares (a plain mean of replica means would not match).
+data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32))).batch(15)
 
 
 def build():
@@ -148,8 +150,8 @@ def test_two_devices_give_the_losses_and_variables_of_one_device(runs):
 
 def test_metrics_are_the_global_batch_means_not_a_sum_over_replicas(runs):
     one, two = runs["one"]["straight"], runs["two"]["straight"]
-    # A sum over the 2 replicas would double the loss; a plain mean of replica means would
-    # weight the last batch's 3 + 3 split like the full ones and differ in the 6th digit.
+    # A sum over the 2 replicas would double the loss; a plain mean of the replicas' means would
+    # weight the 8 and 7 examples of each 8 + 7 split equally.
     assert two["loss"][0] == pytest.approx(one["loss"][0], rel=RTOL)
     assert two["valid"][-1] == pytest.approx(one["valid"][-1], rel=RTOL)
 
