@@ -26,15 +26,20 @@
 #
 # 1. What a computation graph is, and the three kinds of nodes in it: placeholders,
 #    variables and ordinary operations.
-# 2. How to run a graph: feeds, fetches and sessions, and why Python objects are only
-#    *handles* to graph nodes.
+# 2. How to run a graph: feeds, fetches (several in one run) and sessions, and why Python
+#    objects are only *handles* to graph nodes.
 # 3. How to fit a logistic regression by gradient descent and by Adam, and how to check the
 #    answer against a known truth.
-# 4. Where `print` and `tf.print` output goes, and why they differ.
-# 5. How `tf.function` traces Python into a graph, what a concrete function is, and the
-#    retracing pitfall.
-# 6. How much faster a compiled step is than an eager one, measured here.
-# 7. How to train a small classifier on MNIST with a compiled training step.
+# 4. How to change gradients between computing and applying them: gradient clipping, in a
+#    graph and in TensorFlow 2.
+# 5. How name scopes organise a larger graph, here a small neural network.
+# 6. Where `print` and `tf.print` output goes, and why they differ.
+# 7. What `tf.GradientTape` records: persistent tapes, watched tensors, higher derivatives.
+# 8. How `tf.function` traces Python into a graph, what a concrete function is, the
+#    retracing pitfall, why Python side effects run only while tracing, and how AutoGraph
+#    turns `if` and `while` on tensors into graph control flow.
+# 9. How much faster a compiled step is than an eager one, measured here.
+# 10. How to train a small classifier on MNIST with a compiled training step.
 #
 # **Prerequisites:** Python and NumPy; logistic regression as a model (a linear score passed
 # through a sigmoid) is enough.
@@ -77,8 +82,10 @@ from tfpcourse import device
 
 device.setup()
 
+import re
 import time
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
@@ -224,6 +231,75 @@ try:
 except tf.errors.InvalidArgumentError as err:
     first = next(line for line in err.message.splitlines() if "placeholder" in line)
     print(type(err).__name__ + ":", first.strip())
+
+# %% [markdown]
+# ### Several fetches in one run
+#
+# `session.run` also takes a list, tuple or dict of nodes, and returns their values in the same
+# structure. One call with several fetches is more than shorthand: the session collects
+# everything the fetches need and computes each of those nodes *once*, whereas separate calls
+# compute the shared part again each time. A deterministic graph gives the same values either
+# way, but a random node makes the difference visible. We add a uniform random number `u` and two
+# nodes that read it, `u + u` and a copy of `u` (the op's seed makes the draws repeatable).
+# Both results are exact in float32, so within one draw the first is exactly twice the second:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with graph.as_default():
+    u = tf.random.uniform((), seed=1, name="u")
+    u_doubled = tf.add(u, u, name="u_doubled")
+    u_copy = tf.identity(u, name="u_copy")
+
+doubled, copied = session.run([u_doubled, u_copy])  # one run: one draw of u, used twice
+print("one run,  (u + u) == 2 * (copy of u):", doubled == 2 * copied)
+doubled, copied = session.run(u_doubled), session.run(u_copy)  # two runs: two draws
+print("two runs, (u + u) == 2 * (copy of u):", doubled == 2 * copied)
+
+# %% [markdown]
+# So fetch together what must come from the same evaluation, such as a loss and the
+# accuracy of one batch, or a random draw and what is computed from it.
+#
+# A dict of fetches keeps the results readable when there are several. To see non-trivial
+# numbers we set $\beta$ to the true coefficients first; running an *operation* (here the
+# assignment) rather than a tensor returns `None`. The logits and probabilities of three rows
+# then come back from one run, and must agree with the sigmoid computed in NumPy:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with graph.as_default():
+    set_beta = beta.assign(true_beta)
+print("running an op returns:", session.run(set_beta.op))
+feed3 = {x_ph: x_data[:3]}
+fetched = session.run({"logits": logits, "p": p_hat}, feed_dict=feed3)
+print("keys:", sorted(fetched))
+print("p:", np.round(fetched["p"].ravel(), 4))
+p_numpy = 1.0 / (1.0 + np.exp(-(x_data[:3] @ true_beta)))
+print("p == sigmoid(fetched logits), to 1e-6:",
+      np.allclose(fetched["p"], 1.0 / (1.0 + np.exp(-fetched["logits"])), atol=1e-6))
+print("p == sigmoid(x @ true_beta) in NumPy, to 1e-6:", np.allclose(fetched["p"], p_numpy,
+                                                                    atol=1e-6))
+
+# %% [markdown]
+# ### `Tensor.eval()` and the default session
+#
+# Older code often writes `p_hat.eval(feed_dict=...)` instead of `session.run(p_hat, ...)`.
+# `eval` runs the tensor in the *default session*, which `with session.as_default():` sets for
+# the length of the block. Outside such a block there is none, and `eval` fails with an error
+# that says what to do:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with session.as_default():
+    print("default session is ours:", tf.compat.v1.get_default_session() is session)
+    p_eval = p_hat.eval(feed_dict=feed3)
+print("eval() equals session.run with the same feed:", np.array_equal(p_eval, fetched["p"]))
+print("default session after the block:", tf.compat.v1.get_default_session())
+try:
+    p_hat.eval(feed_dict=feed3)
+except ValueError as err:
+    print("ValueError:", err)
+session.run(init)  # back to beta = 0 for what follows
+print("beta reset to zero:", not session.run(beta).any())
 
 # %% [markdown]
 # ## 3. Loss and training
@@ -417,6 +493,165 @@ print(f"expected accuracy on fresh labels, true beta:   {expected_true:.3f}")
 # the true coefficients are the best possible classifier, and the fitted ones come close.
 
 # %% [markdown]
+# ### The long way: compute, change, then apply the gradients
+#
+# `minimize` does two things: `compute_gradients` adds the gradient nodes and returns a list of
+# (gradient, variable) pairs, and `apply_gradients` adds the op that updates each variable from
+# its gradient. Calling the two yourself lets you change the gradients in between. The most
+# common change is *gradient clipping*, a guard against a single huge step, say from an
+# unlucky batch or a steep cliff in the loss. `tf.clip_by_global_norm(grads, c)` computes the
+# *global norm* of all the gradients together, $n = \sqrt{\sum_k \lVert g_k \rVert^2}$, and
+# when $n > c$ multiplies every gradient by $c / n$: the direction is kept and the length
+# becomes $c$. When $n \le c$ nothing changes. (`tf.clip_by_value` instead clips each entry on
+# its own, which can change the direction.)
+#
+# We clip at $c = 0.1$ and take 40 gradient-descent steps with learning rate 0.5 from
+# $\beta = 0$. Each `session.run` fetches the raw and the clipped norm together with the
+# update, so both norms are those of the gradient that step used.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+CLIP_NORM, CLIP_STEPS = 0.1, 40
+with graph.as_default():
+    clip_opt = tf.compat.v1.train.GradientDescentOptimizer(learning_rate=0.5)
+    grads_and_vars = clip_opt.compute_gradients(loss, var_list=[beta])
+    clipped_grads, raw_norm = tf.clip_by_global_norm([g for g, _ in grads_and_vars], CLIP_NORM)
+    clipped_norm = tf.linalg.global_norm(clipped_grads)
+    clip_step = clip_opt.apply_gradients(zip(clipped_grads, [beta]))
+print("(gradient, variable) pairs:", [(g.shape, v.name) for g, v in grads_and_vars])
+
+session.run(init)
+norms = np.array([session.run([raw_norm, clipped_norm, clip_step], feed)[:2]
+                  for _ in range(CLIP_STEPS)])
+clip_beta_graph = session.run(beta).ravel()
+raw, clipped = norms[:, 0], norms[:, 1]
+was_clipped = raw > CLIP_NORM
+n_clipped = int(was_clipped.sum())
+print(f"raw norm {raw[0]:.3f} at the first step, {raw[-1]:.3f} at the last; "
+      f"{n_clipped} steps clipped, all of them at the start: {was_clipped[:n_clipped].all()}")
+print("clipped norm == c (to 1e-6) whenever the raw norm exceeds c:",
+      np.allclose(clipped[was_clipped], CLIP_NORM, rtol=0, atol=1e-6))
+print("clipped norm == raw norm otherwise:", np.array_equal(clipped[~was_clipped],
+                                                             raw[~was_clipped]))
+
+# %% [markdown]
+# Clipping shortened the first steps only; once the gradient's norm had fallen below $c$, the
+# steps were ordinary gradient descent. As an independent check, the same
+# 40 steps written out in float64 NumPy (the gradient formula of the Newton solver above, and
+# clipping by hand):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def numpy_clipped_gd(lr, clip, n_steps):
+    x, y = x_data.astype(np.float64), y_data.ravel().astype(np.float64)
+    b, count = np.zeros(N_FEATURES), 0
+    for _ in range(n_steps):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (x @ b)))  # the sigmoid, without overflow
+        g = x.T @ (p - y) / len(x)
+        norm = np.linalg.norm(g)
+        if norm > clip:
+            g, count = g * clip / norm, count + 1
+        b -= lr * g
+    return b, count
+
+
+clip_beta_numpy, n_clipped_numpy = numpy_clipped_gd(0.5, CLIP_NORM, CLIP_STEPS)
+print("clipped steps, graph and NumPy:", n_clipped, n_clipped_numpy)
+print("largest |graph - NumPy| in beta below 1e-5:",
+      np.abs(clip_beta_graph - clip_beta_numpy).max() < 1e-5)
+with graph.as_default():
+    restore_beta = beta.assign(adam_beta.reshape(-1, 1))
+session.run(restore_beta.op)  # back to the Adam fit, which section 4 prints the loss of
+
+# %% [markdown]
+# ### A larger graph, organised by name scopes
+#
+# Real models have hundreds of ops, so TensorFlow 1 code wraps each part of a model in a
+# *name scope*: `with tf.compat.v1.name_scope("hidden"):` prefixes the name of every op created
+# inside with `hidden/`. The scopes change nothing in the computation; they make graphs,
+# error messages and pictures readable. Here is a *multi-layer perceptron* (MLP) for the same
+# data, with one hidden layer of 8 ReLU units ($\mathrm{relu}(t) = \max(t, 0)$), written by
+# hand in four scopes: `hidden`, `output`, `loss` and `train`. The initial weights come from
+# NumPy's seeded generator.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+N_HIDDEN = 8
+rng_mlp = np.random.default_rng(1)
+w1_init = rng_mlp.normal(scale=0.5, size=(N_FEATURES, N_HIDDEN)).astype(np.float32)
+w2_init = rng_mlp.normal(scale=0.5, size=(N_HIDDEN, 1)).astype(np.float32)
+
+mlp_graph = tf.Graph()
+with mlp_graph.as_default():
+    mlp_x = tf.compat.v1.placeholder(tf.float32, (None, N_FEATURES), name="x")
+    mlp_y = tf.compat.v1.placeholder(tf.float32, (None, 1), name="y")
+    with tf.compat.v1.name_scope("hidden"):
+        w1 = tf.Variable(w1_init, name="weights")
+        b1 = tf.Variable(tf.zeros(N_HIDDEN), name="bias")
+        hidden = tf.nn.relu(mlp_x @ w1 + b1, name="activation")
+    with tf.compat.v1.name_scope("output"):
+        w2 = tf.Variable(w2_init, name="weights")
+        b2 = tf.Variable(tf.zeros(1), name="bias")
+        mlp_logits = tf.add(hidden @ w2, b2, name="logits")
+    with tf.compat.v1.name_scope("loss"):
+        mlp_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=mlp_y, logits=mlp_logits), name="mean_xent")
+    with tf.compat.v1.name_scope("train"):
+        mlp_step = tf.compat.v1.train.GradientDescentOptimizer(0.5).minimize(mlp_loss)
+    mlp_init = tf.compat.v1.global_variables_initializer()
+
+for handle in (w1, hidden, w2, mlp_logits, mlp_loss, mlp_step):
+    print(f"{type(handle).__name__:18s} {handle.name}")
+mlp_ops = [op for op in mlp_graph.get_operations() if op.type != "NoOp"]
+scope_sizes = {}
+for op in mlp_ops:
+    scope = op.name.split("/")[0]
+    scope_sizes[scope] = scope_sizes.get(scope, 0) + 1
+print(f"{len(mlp_ops)} ops (NoOps not counted), by top-level scope:", scope_sizes)
+
+# %% [markdown]
+# The two variables named `weights` did not clash: their full names are `hidden/weights` and
+# `output/weights`. The `train` scope holds most of the ops: `minimize` put the whole backward
+# pass (`train/gradients/...`) and the updates there. With `collapse=True`, `plot_graph` draws
+# each top-level scope as one box, as TensorBoard does, and the picture shows the model's
+# structure instead of a hundred and forty boxes:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+fig = plot_graph(mlp_graph, collapse=True,
+                 title="A one-hidden-layer MLP, each name scope drawn as one box")
+n_boxes = sum(type(patch).__name__ == "FancyBboxPatch" for patch in fig.axes[0].patches)
+print("boxes drawn:", n_boxes, "| top-level scopes and single ops:", len(scope_sizes))
+plt.show()
+
+# %% [markdown]
+# *Figure 3.* The MLP's graph with its name scopes collapsed; each box gives the number of ops
+# inside it. The placeholders `x` and `y` are orange. `hidden` and `output` are green because
+# they hold the variables (a box takes the colour of its most input-like member). Data flows
+# down through `hidden`, `output` and `loss`. The arrows into `train` come from the inputs and
+# from the forward pass, whose values the backward pass needs.
+#
+# Running the graph checks that the scopes hold what they say: the loss fetched from the
+# session equals the same forward pass written in NumPy. 200 training steps then take the
+# training loss below logistic regression's best: the network is a more flexible model, which
+# can also fit more of the noise in these 1000 labels.
+
+# %%
+# TOLERANCE: abs=1e-4 -- nats; float32 losses of a small network after 200 steps
+mlp_feed = {mlp_x: x_data, mlp_y: y_data}
+with tf.compat.v1.Session(graph=mlp_graph) as mlp_session:
+    mlp_session.run(mlp_init)
+    loss_graph = mlp_session.run(mlp_loss, mlp_feed)
+    t_np = np.maximum(x_data @ w1_init, 0.0) @ w2_init  # the biases start at zero
+    loss_np = np.mean(np.logaddexp(0.0, t_np) - y_data * t_np)
+    for _ in range(200):
+        mlp_session.run(mlp_step, mlp_feed)
+    loss_trained = mlp_session.run(mlp_loss, mlp_feed)
+print(f"initial loss: graph {loss_graph:.4f}, NumPy {loss_np:.4f}, "
+      f"equal to 1e-5: {abs(loss_graph - loss_np) < 1e-5}")
+print(f"after 200 steps: {loss_trained:.4f} (logistic regression's MLE: {mle_loss:.4f})")
+
+# %% [markdown]
 # ## 4. Printing inside a graph
 #
 # Python's `print` runs when *Python* runs, that is while the graph is being built; it sees the
@@ -503,6 +738,125 @@ print(f"largest |eager - tf.function| below {tiny:.1e} (10 float32 epsilons): {g
 print(f"largest |tf.function - session| below {tiny:.1e}: {gap_session < tiny}")
 
 # %% [markdown]
+# ### `tf.GradientTape`: what it records, and for how long
+#
+# Both steps differentiate with a `GradientTape`. While its `with` block runs, the tape
+# records the operations applied to the tensors it *watches*; `tape.gradient(target, sources)`
+# then runs the recording backwards (reverse-mode automatic differentiation). For a vector
+# target it differentiates the *sum* of the entries, which for a function applied entry by
+# entry gives each entry's derivative. Three details matter in practice:
+#
+# * A tape releases its recording after the first `gradient` call, to free memory. To ask
+#   for several gradients, create it with `persistent=True`, and `del` it when done.
+# * Trainable variables are watched automatically. A constant tensor is not: unless you call
+#   `tape.watch(x)`, its gradient is `None`, with no error.
+# * Computing a gradient is itself a sequence of operations, so an outer tape can record it:
+#   nested tapes give second derivatives. (Section 3 used this for the Hessian.)
+#
+# First two gradients from one persistent tape, checked against the closed forms
+# $\sigma'(x) = \sigma(x)\,(1 - \sigma(x))$ and $(x^3)' = 3x^2$ in float64, then the same
+# two requests to an ordinary tape:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x_pts = tf.constant([-2.0, 0.0, 1.0, 3.0], tf.float64)
+sig_np = 1.0 / (1.0 + np.exp(-x_pts.numpy()))
+
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x_pts)  # a constant: watch it explicitly
+    s, cube = tf.sigmoid(x_pts), x_pts**3
+d_sigmoid, d_cube = tape.gradient(s, x_pts), tape.gradient(cube, x_pts)
+del tape
+print("persistent tape, sigmoid' == s(1 - s) to 1e-12:",
+      np.allclose(d_sigmoid, sig_np * (1 - sig_np), rtol=1e-12, atol=0))
+print("persistent tape, (x^3)'   == 3 x^2   to 1e-12:",
+      np.allclose(d_cube, 3 * x_pts.numpy() ** 2, rtol=1e-12, atol=0))
+
+with tf.GradientTape() as tape:  # not persistent
+    tape.watch(x_pts)
+    s, cube = tf.sigmoid(x_pts), x_pts**3
+tape.gradient(s, x_pts)  # the first call works
+try:
+    tape.gradient(cube, x_pts)
+except RuntimeError as err:
+    print("ordinary tape, second gradient call: RuntimeError:", err)
+
+# %% [markdown]
+# Forgetting `watch` does not fail loudly, which makes it a classic bug:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with tf.GradientTape() as tape:
+    s = tf.sigmoid(x_pts)  # x_pts is a constant, and not watched
+print("gradient with respect to an unwatched constant:", tape.gradient(s, x_pts))
+
+x_var = tf.Variable(x_pts)
+with tf.GradientTape() as tape:
+    s = tf.sigmoid(x_var)  # a variable is watched without being told
+print("gradient with respect to a variable equals the watched constant's:",
+      np.array_equal(tape.gradient(s, x_var), d_sigmoid))
+
+# %% [markdown]
+# For the second derivative, the inner tape's `gradient` call must run *inside* the outer
+# tape's block, so that the outer tape records it. The closed forms are
+# $\sigma''(x) = \sigma(1-\sigma)(1-2\sigma)$ and $(x^3)'' = 6x$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def second_derivative(f, x):
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = f(x)
+        dy_dx = inner.gradient(y, x)  # recorded by the outer tape
+    return outer.gradient(dy_dx, x)
+
+
+d2_sigmoid = second_derivative(tf.sigmoid, x_pts).numpy()
+d2_closed = sig_np * (1 - sig_np) * (1 - 2 * sig_np)
+print("x                        :", x_pts.numpy())
+print("sigmoid'', nested tapes  :", np.round(d2_sigmoid, 6) + 0.0)  # + 0.0 turns -0.0 into 0.0
+print("s (1 - s) (1 - 2 s)      :", np.round(d2_closed, 6) + 0.0)
+print("agree to 1e-12:", np.allclose(d2_sigmoid, d2_closed, rtol=0, atol=1e-12))
+d2_cube = second_derivative(lambda x: x**3, x_pts).numpy()
+print("(x^3)'' == 6x to 1e-12:", np.allclose(d2_cube, 6 * x_pts.numpy(), rtol=0, atol=1e-12))
+
+# %% [markdown]
+# ### Clipped steps, the TensorFlow 2 way
+#
+# In TensorFlow 2 the long way of section 3 is the usual way: the tape gives the gradients,
+# you may change them, and the optimiser's `apply_gradients` takes (gradient, variable) pairs,
+# as before. Keras optimisers can also clip for you: `global_clipnorm=c` clips by the global
+# norm inside `apply_gradients` (and `clipnorm`, `clipvalue` clip each gradient separately).
+# Both versions, from $\beta = 0$, must give the graph's 40 clipped steps; without clipping,
+# they must not:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def clipped_gd_tf2(optimizer, clip_by_hand):
+    beta_v.assign(tf.zeros_like(beta_v))
+    for _ in range(CLIP_STEPS):
+        with tf.GradientTape() as tape:
+            value = mean_nll(x_tf, y_tf)
+        grads = tape.gradient(value, [beta_v])
+        if clip_by_hand:
+            grads, _ = tf.clip_by_global_norm(grads, CLIP_NORM)
+        optimizer.apply_gradients(zip(grads, [beta_v]))
+    return beta_v.numpy().ravel()
+
+
+variants = [
+    ("tape + clip_by_global_norm + SGD", keras.optimizers.SGD(learning_rate=0.5), True),
+    ("tape + SGD(global_clipnorm=0.1)",
+     keras.optimizers.SGD(learning_rate=0.5, global_clipnorm=CLIP_NORM), False),
+    ("tape + SGD, no clipping", keras.optimizers.SGD(learning_rate=0.5), False),
+]
+for label, optimizer_tf2, by_hand in variants:
+    gap = np.abs(clipped_gd_tf2(optimizer_tf2, by_hand) - clip_beta_graph).max()
+    print(f"{label:34s} same beta as the graph (within {tiny:.1e}): {gap < tiny}")
+
+# %% [markdown]
 # ### Tracing and concrete functions
 #
 # A `tf.function` keeps one graph, a *concrete function*, per input signature (dtypes and
@@ -543,7 +897,7 @@ fig = plot_graph(concrete, title="The graph tf.function traced for predict(x)")
 plt.show()
 
 # %% [markdown]
-# *Figure 3.* The traced graph of `predict`. The input `x` became a placeholder (orange). The
+# *Figure 4.* The traced graph of `predict`. The input `x` became a placeholder (orange). The
 # variable was *captured*: the function receives a handle to it as an extra input (green)
 # and reads its current value with `ReadVariableOp`. `Identity` marks the output. It is the
 # forward part of section 2's graph (x, MatMul, Sigmoid), written for us by TensorFlow. (The
@@ -593,6 +947,102 @@ t_cached = timing.measure(lambda: scaled_logits_t(x_tf, tf.constant(1.0)).numpy(
 print(f"call that traces: {t_retrace}")
 print(f"call that reuses: {t_cached}")
 print(f"a trace costs about {t_retrace.median / t_cached.median:.0f} graph calls")
+
+# %% [markdown]
+# ### Python side effects run once per trace
+#
+# Section 4 showed that `print` runs while the graph is built and `tf.print` while it runs.
+# Inside a `tf.function` this holds for *every* Python side effect: incrementing a Python
+# counter, appending to a list, writing to a file. They happen while tracing, not on each call,
+# so a Python counter counts traces. State that must change on every call has to live in the
+# graph: a `tf.Variable` updated with `assign_add` is an op, and runs each time, as does
+# `tf.print`. We call a function three times with scalars, then once with a vector, a new
+# input signature:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+python_counter = 0
+traced_inputs = []
+call_counter = tf.Variable(0)
+
+
+@tf.function
+def double(x):
+    global python_counter
+    python_counter += 1  # Python: runs while tracing
+    traced_inputs.append(x)  # Python: keeps the trace's symbolic input
+    call_counter.assign_add(1)  # an op: runs on every call
+    tf.print("  tf.print: x =", x)  # an op: runs on every call
+    return 2 * x
+
+
+for value in (1.0, 2.0, 3.0):
+    double(tf.constant(value))
+print(f"after 3 scalar calls: Python counter {python_counter}, "
+      f"tf.Variable counter {int(call_counter)}, list length {len(traced_inputs)}")
+double(tf.constant([4.0, 5.0]))  # a new shape: a new trace
+print(f"after a vector call:  Python counter {python_counter}, "
+      f"tf.Variable counter {int(call_counter)}, list length {len(traced_inputs)}")
+print("Python counter == tracing count:",
+      python_counter == double.experimental_get_tracing_count())
+print("the list holds symbolic tensors, not values:",
+      all(tf.is_symbolic_tensor(t) for t in traced_inputs))
+
+# %% [markdown]
+# The list did not collect the values 1, 2, 3, 4, 5: it holds two placeholders of graphs that
+# have finished tracing, which have no value and cannot be used outside their graph. To
+# collect values across calls, return them, or write them into a variable or a
+# `tf.TensorArray`.
+#
+# ### AutoGraph: Python control flow on tensors
+#
+# Python's `if` and `while` need `True` or `False` the moment they run, but while tracing, a
+# condition that depends on an input tensor has no value yet. So `tf.function` first passes
+# the function through *AutoGraph*, which rewrites every `if`, `for` and `while` whose
+# condition is a tensor into graph control flow (`tf.cond`, `tf.while_loop`); statements on
+# plain Python values run during tracing, as before. Our example is Newton's method for
+# $\sqrt{a}$, $x \leftarrow (x + a/x)/2$, started at $\max(a, 1)$ and repeated until
+# $|x^2 - a| \le 10^{-12} a$, so the number of iterations depends on the data. `to_code` shows
+# the rewritten Python (we list only the control-flow calls it makes) and the concrete function
+# the graph ops they became:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def newton_sqrt(a):
+    if a > 1.0:  # a tensor condition
+        x = a
+    else:
+        x = tf.ones_like(a)
+    n_iter = tf.constant(0)
+    while tf.abs(x * x - a) > 1e-12 * a:  # a tensor condition: a loop inside the graph
+        x = 0.5 * (x + a / x)
+        n_iter += 1
+    return x, n_iter
+
+
+newton_sqrt_graph = tf.function(newton_sqrt)
+rewritten = tf.autograph.to_code(newton_sqrt)
+print("AutoGraph's control-flow calls:", sorted(set(re.findall(r"ag__\.\w+_stmt", rewritten))))
+sqrt_graph = newton_sqrt_graph.get_concrete_function(tf.TensorSpec((), tf.float64)).graph
+print("control-flow ops in the graph: ",
+      [op.type for op in sqrt_graph.get_operations() if "If" in op.type or "While" in op.type])
+
+# %% [markdown]
+# Called eagerly, the same Python function runs its `if` and `while` as ordinary Python on
+# eager tensors. Both must agree, with each other and with NumPy, for inputs that take each
+# branch and different numbers of iterations, all from one graph:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for a in (0.25, 2.0, 1e6):
+    a_t = tf.constant(a, tf.float64)
+    root_eager, n_eager = newton_sqrt(a_t)
+    root_graph, n_graph = newton_sqrt_graph(a_t)
+    same = float(root_graph) == float(root_eager) and int(n_graph) == int(n_eager)
+    near = abs(float(root_graph) - np.sqrt(a)) <= 1e-12 * np.sqrt(a)
+    print(f"a = {a:9g}: {int(n_graph):2d} iterations, graph == eager: {same}, "
+          f"within 1e-12 of np.sqrt: {near}")
+print("traces:", newton_sqrt_graph.experimental_get_tracing_count())
 
 # %% [markdown]
 # ### Eager versus graph: measured
@@ -645,7 +1095,7 @@ fig = image_grid(mnist.train.images[:20], labels=mnist.train.labels[:20], ncols=
 plt.show()
 
 # %% [markdown]
-# *Figure 4.* The first twenty training images, each titled with its label.
+# *Figure 5.* The first twenty training images, each titled with its label.
 #
 # The input pipeline scales pixels to $[0, 1]$ (no binarisation: this classifier uses the
 # intensities), shuffles with a fixed seed, batches, and prefetches the next batch while the
@@ -673,8 +1123,6 @@ print(f"{EPOCHS} epoch(s) of {len(train_ds)} batches of {BATCH}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-import keras
-
 keras.utils.set_random_seed(0)
 model = keras.Sequential([
     keras.Input((28, 28)),
@@ -750,7 +1198,7 @@ ax.set_title("MLP on MNIST")
 plt.show()
 
 # %% [markdown]
-# *Figure 5.* Accuracy on each training batch (light), its running mean, and accuracy on the
+# *Figure 6.* Accuracy on each training batch (light), its running mean, and accuracy on the
 # 10,000 test images after each epoch (red); the first few dozen steps, below 80%, are cut
 # off. A network with one hidden layer gets about 97.5% of the test digits right within five
 # epochs. Training batches end about a point higher than the test set: a small
@@ -762,16 +1210,27 @@ plt.show()
 # * A TensorFlow graph has placeholders (fed at run time), variables (persistent state, the
 #   only thing optimisers change) and operations (recomputed on demand). Python objects are
 #   handles to nodes, and every TensorFlow call in graph mode adds a node.
-# * A session runs the fetched nodes and only what they depend on; placeholders must be fed.
+# * A session runs the fetched nodes and only what they depend on, each once per run: fetch
+#   together what must come from the same evaluation. Placeholders must be fed. `eval()` uses
+#   the default session.
 # * Fitting logistic regression by gradient descent or Adam reaches the maximum-likelihood
 #   estimate, which we checked against an independent Newton solver.
 # * Use the stable `sigmoid_cross_entropy_with_logits`, not `log(sigmoid(t) + eps)`.
+# * `compute_gradients` and `apply_gradients` (or a tape and `apply_gradients`) let you change
+#   gradients before a step; {term}`gradient clipping` by the global norm shortens a long
+#   step and keeps its direction.
+# * Name scopes prefix op names and let graph pictures collapse whole parts of a model.
+# * A tape gives one gradient unless persistent, ignores unwatched constants (gradient
+#   `None`), and nested tapes give higher derivatives.
 # * `print` runs while building or tracing; `tf.print` runs with the graph.
 # * `tf.function` traces Python into the same kind of graph; it retraces for new shapes and
-#   for new Python values, so pass tensors and give signatures.
+#   for new Python values, so pass tensors and give signatures. Python side effects run once
+#   per trace; count calls with a `tf.Variable`. {term}`AutoGraph` turns `if` and `while` on
+#   tensors into graph control flow.
 # * A compiled training step is the building block of every later chapter.
 #
-# **Glossary:** {term}`computation graph`, {term}`tracing`, {term}`nat`.
+# **Glossary:** {term}`computation graph`, {term}`tracing`, {term}`AutoGraph`,
+# {term}`gradient clipping`, {term}`nat`.
 #
 # The next chapter introduces TensorFlow Probability's distributions.
 
@@ -795,6 +1254,9 @@ plt.show()
 # hint: the formula gives shape (5, 1): .ravel() turns it into a vector of 5 numbers.
 # hint: mean_nll reads the variable beta_v: set it to true_beta first (beta_v.assign), then
 # hint: record mean_nll(x_tf, y_tf) on a tape and ask the tape for the gradient.
+# wrong: grad_numpy = (x_data.T @ (y_data - sigma) / N_OBS).ravel()  # sign flipped
+# wrong: grad_numpy = (x_data.T @ (sigma - y_data)).ravel()  # the sum's gradient, not the mean's
+# wrong: grad_tape = grad_tape.reshape(-1, 1)  # forgot .ravel(): shape (5, 1)
 sigma = 1.0 / (1.0 + np.exp(-(x_data @ true_beta)))
 grad_numpy = (x_data.T @ (sigma - y_data) / N_OBS).ravel()
 beta_v.assign(true_beta)
@@ -831,6 +1293,10 @@ print(check.close("grad_tape", grad_tape, expected=grad_ref, atol=1e-6))
 # hint: H is hess_formula from section 3; np.linalg.inv inverts a matrix, np.diag takes a
 # hint: diagonal. Mind the factor n.
 # hint: true_beta has shape (5, 1) and mle_beta shape (5,): subtract true_beta.ravel().
+# wrong: std_errors = np.sqrt(np.diag(np.linalg.inv(hess_formula)))  # forgot the factor n
+# wrong: std_errors = 1 / np.sqrt(np.diag(N_OBS * hess_formula))  # inverted the diagonal only
+# wrong: z_scores = (mle_beta - true_beta) / std_errors  # broadcasts to shape (5, 5)
+# wrong: z_scores = (true_beta.ravel() - mle_beta) / std_errors  # sign flipped
 covariance = np.linalg.inv(N_OBS * hess_formula)
 std_errors = np.sqrt(np.diag(covariance))
 z_scores = (mle_beta - true_beta.ravel()) / std_errors
@@ -859,7 +1325,12 @@ print(check.close("z_scores", z_scores, expected=(mle_beta - true_beta.ravel()) 
 # answer: predict_any
 # hint: the signature goes into the decorator: @tf.function(input_signature=[...]).
 # hint: predict_any.experimental_get_tracing_count() counts the traces.
-@tf.function(input_signature=[tf.TensorSpec([None, N_FEATURES], tf.float32)])
+# wrong: predict_any = tf.function(lambda x: tf.sigmoid(x @ beta_v))  # no signature: retraces
+# wrong: predict_any = tf.function(lambda x: x @ beta_v, input_signature=any_rows)  # no sigmoid
+any_rows = [tf.TensorSpec([None, N_FEATURES], tf.float32)]  # None: any number of rows
+
+
+@tf.function(input_signature=any_rows)
 def predict_any(x):
     return tf.sigmoid(x @ beta_v)
 
@@ -907,6 +1378,9 @@ print(check.that("predict_any", lambda: traced_once(predict_any),
 # hint: the Hessian at the MLE is hess_formula.
 # hint: build each optimiser's step op as in section 3, inside `with graph.as_default():`.
 # hint: fit(step_op, N_STEPS) resets beta to 0, takes the steps and returns the loss history.
+# wrong: lambda_max = np.linalg.eigvalsh(hess_formula)[0]  # eigvalsh sorts increasing: smallest
+# wrong: reached = [lr for lr in (0.05, 0.5, 5.0, 20.0) if lr < 2 / lambda_max]  # bound, no runs
+# wrong: reached = [0.5, 5.0, 20.0]  # "a larger step is always at least as good"
 lambda_max = np.linalg.eigvalsh(hess_formula)[-1]
 print(f"largest Hessian eigenvalue at the MLE {lambda_max:.3f}, "
       f"so 2 / lambda_max = {2 / lambda_max:.1f}")
@@ -940,3 +1414,57 @@ print(check.close("lambda_max", lambda_max, expected=np.linalg.eigvalsh(hess_tf)
                   rtol=1e-4))
 print(check.equal("reached", reached,
                   [lr for lr in (0.05, 0.5, 5.0, 20.0) if numpy_gd_reaches(lr)]))
+
+# %% [markdown]
+# **5 (trap). Count calls, not traces.** Write `counted_predict`, a `tf.function` that returns
+# `tf.sigmoid(x @ beta_v)` like `predict` and counts how often it *runs* in `n_runs`, a
+# `tf.Variable(0)` that you create before the function. Call it on the first 10, 10, 20, 10
+# and 3 rows of `x_tf`. Then store `int(n_runs)` in `runs_seen` and the number of traces in
+# `traces_seen`. The check calls `counted_predict` again and watches `n_runs`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: counted_predict, n_runs, runs_seen, traces_seen
+# hint: a Python `+= 1` inside a tf.function runs only while tracing; n_runs.assign_add(1) is
+# hint: an op, so it runs on every call.
+# hint: counted_predict.experimental_get_tracing_count() counts the traces.
+# wrong: runs_seen = traces_seen  # the tracing count, not the call count
+# wrong: traces_seen = runs_seen  # "Python runs on every call"
+# wrong: counted_predict = tf.function(lambda x: tf.sigmoid(x @ beta_v))  # forgot to count
+n_runs = tf.Variable(0)
+
+
+@tf.function
+def counted_predict(x):
+    n_runs.assign_add(1)
+    return tf.sigmoid(x @ beta_v)
+
+
+for n in (10, 10, 20, 10, 3):
+    counted_predict(x_tf[:n])
+runs_seen = int(n_runs)
+traces_seen = counted_predict.experimental_get_tracing_count()
+print(f"runs: {runs_seen}, traces: {traces_seen} (one per new batch size)")
+
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+def counts_every_run(f, counter):
+    """Call f twice more: it must return the sigmoid and add 2 to the counter."""
+    if f is None or counter is None:
+        return None  # not answered yet
+    before = int(counter)
+    x4 = x_tf[:4]
+    right = all(np.allclose(f(x4).numpy(), tf.sigmoid(x4 @ beta_v).numpy(), atol=1e-6)
+                for _ in range(2))
+    return right and int(counter) - before == 2
+
+
+batch_sizes = (10, 10, 20, 10, 3)
+probe = tf.function(lambda x: x)  # an independent count of the traces these calls need
+for n in batch_sizes:
+    probe(x_tf[:n])
+print(check.equal("runs_seen", runs_seen, len(batch_sizes)))
+print(check.equal("traces_seen", traces_seen, probe.experimental_get_tracing_count()))
+print(check.that("counted_predict", lambda: counts_every_run(counted_predict, n_runs),
+                 "two more calls return sigmoid(x @ beta_v) and add 2 to n_runs"))

@@ -30,12 +30,13 @@
 #    `sample` and `log_prob` return for each combination.
 # 3. How parameters broadcast into a batch of distributions.
 # 4. How `tfd.Independent` turns batch dimensions into event dimensions, and why a VAE's
-#    decoder needs it.
+#    decoder needs it; how data of the wrong shape broadcasts silently into a wrong
+#    log-likelihood, and what `Independent` and `validate_args=True` do and do not catch.
 # 5. How to build mixtures with `Mixture` and `MixtureSameFamily`.
-# 6. How to compute a KL divergence exactly with `tfd.kl_divergence`, how to estimate it by
-#    Monte Carlo, and how fast that estimate's error shrinks; how the KL term and the
-#    reconstruction term make up a VAE's loss, the negative ELBO, checked on a model whose
-#    answer is known.
+# 6. What the ELBO is and why it is a lower bound on the log-evidence; how to compute a KL
+#    divergence exactly with `tfd.kl_divergence`, how to estimate it by Monte Carlo, and how
+#    fast that estimate's error shrinks; the identity log-evidence = ELBO + KL to the
+#    posterior, checked on a model whose answer is known.
 # 7. Which distributions let gradients flow through their samples (*reparameterization*),
 #    which a VAE relies on.
 #
@@ -585,7 +586,7 @@ for ndims in (0, 1, 2):
 #
 # A VAE for black-and-white images, such as the digits of the VAE chapters (05-07), has a
 # *decoder* network that maps a code $z$ to one logit per pixel, and models each pixel as a
-# Bernoulli given $z$. Its loss (the negative ELBO, met in section 5) needs
+# Bernoulli given $z$. Its loss, which {ref}`section 5 <elbo>` derives, needs
 # $\log p(x \mid z)$: the log-likelihood of the *whole image* $x$. The pixels are
 # independent given $z$, so it is the sum over all $28 \times 28 = 784$ pixels:
 #
@@ -631,10 +632,10 @@ np.testing.assert_allclose(ll_image, -xent_sum, rtol=1e-5)
 # %% [markdown]
 # Why does the grouping matter, if the numbers are the same? Because a loss averages what
 # `log_prob` returns. Averaging the per-image values gives the mean log-likelihood *per
-# image*, the reconstruction term of the ELBO. Averaging the per-pixel values gives a number
-# 784 times smaller, the mean *per pixel*. The ELBO adds this term to a KL divergence
-# ({ref}`section 5 <kl-divergence>`) computed per image, so the per-pixel version silently
-# weighs the KL term 784 times more than the model says it should.
+# image*, the *reconstruction term* of a VAE's loss. Averaging the per-pixel values gives a
+# number 784 times smaller, the mean *per pixel*. The loss adds the reconstruction term to a
+# KL divergence ({ref}`section 5 <kl-divergence>`) computed per image, so the per-pixel
+# version silently weighs the KL term 784 times more than the model says it should.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -695,6 +696,100 @@ assert defaults["1 image, explicit 3"].event_shape == (28, 28, 1)
 # reinterprets none, and `Independent` does nothing. An explicit `reinterpreted_batch_ndims`,
 # the number of dimensions that make up *one* observation, is right whatever the batch
 # looks like.
+
+# %% [markdown]
+# (shape-trap)=
+# ### The shape trap: data that broadcasts against the batch
+#
+# Broadcasting is convenient, and it is also behind a common silent bug in likelihoods. Take
+# a regression: a model predicts a mean $m_i$ for each of five examples, and the targets $y_i$
+# are Normal around them with standard deviation 0.5, so the log-likelihood of the data set
+# is $\sum_i \log \mathcal N(y_i;\ m_i, 0.5^2)$. The model is a batch of five Normals. Data
+# often arrives as a *column* of shape `(5, 1)` (a table with one target column, or Keras
+# targets), and `log_prob` broadcasts that column against the batch shape `(5,)` without a
+# word. By hand, the log-likelihood is
+#
+# $$ \log p(y) = -\frac n2 \log(2\pi\sigma^2) - \sum_{i=1}^n \frac{(y_i - m_i)^2}{2\sigma^2}. $$
+
+# %%
+# NBVAL_CHECK_OUTPUT
+pred_mean = np.array([0.5, 1.3, 2.1, 2.9, 3.7], np.float32)  # a fitted line at x = 0, ..., 4
+noise_sd = 0.5
+targets = np.array([0.9, 1.0, 2.6, 2.5, 4.1], np.float32)  # shape (5,)
+targets_col = targets.reshape(5, 1)  # the same five targets as a column, shape (5, 1)
+likelihood = tfd.Normal(loc=pred_mean, scale=noise_sd)  # batch shape (5,)
+
+lp_right = likelihood.log_prob(targets).numpy()
+lp_wrong = likelihood.log_prob(targets_col).numpy()
+resid = targets.astype(np.float64) - pred_mean.astype(np.float64)
+ll_by_hand = (-0.5 * targets.size * np.log(2 * np.pi * noise_sd**2)
+              - np.sum(resid**2) / (2 * noise_sd**2))
+print(f"targets {targets.shape}    : log_prob shape {lp_right.shape}, "
+      f"total {lp_right.sum():.4f}")
+print(f"targets {targets_col.shape}: log_prob shape {lp_wrong.shape}, "
+      f"total {lp_wrong.sum():.4f}")
+print(f"by hand               : total {ll_by_hand:.4f}")
+print("the column's diagonal holds the right terms:",
+      np.allclose(np.diag(lp_wrong), lp_right, rtol=1e-6))
+np.testing.assert_allclose(lp_right.sum(), ll_by_hand, rtol=1e-5)
+np.testing.assert_allclose(np.diag(lp_wrong), lp_right, rtol=1e-6)
+
+# %% [markdown]
+# The column gives 25 numbers instead of 5: entry $(i, j)$ is target $i$ under the mean of
+# example $j$, and only the diagonal pairs each target with its own mean. Their sum,
+# -140.24 instead of -2.77, is an ordinary-looking number, and no error is raised. A loss
+# built from this array would pull each prediction towards all five targets, not only its
+# own.
+#
+# `tfd.Independent` helps by stating what one observation is. With
+# `reinterpreted_batch_ndims=1`, the five targets form *one* event of shape `(5,)`, and
+# `log_prob` of the data set is one number: the log-likelihood itself, which matches the
+# formula. Given the column, the same call returns five numbers instead. A likelihood that
+# should be a scalar and is not is easy to test for, and `tf.debugging.assert_rank` turns the
+# test into an error:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+likelihood_ind = tfd.Independent(likelihood, reinterpreted_batch_ndims=1)
+ll_right = likelihood_ind.log_prob(targets)
+ll_col = likelihood_ind.log_prob(targets_col)
+print(f"event shape {likelihood_ind.event_shape}; log_prob(targets): shape {ll_right.shape}, "
+      f"value {float(ll_right):.4f} (by hand {ll_by_hand:.4f})")
+print(f"log_prob(targets_col): shape {ll_col.shape}")
+np.testing.assert_allclose(float(ll_right), ll_by_hand, rtol=1e-5)
+try:
+    tf.debugging.assert_rank(ll_col, 0, message="one log-likelihood per data set")
+except ValueError as err:
+    text = " ".join(str(err).split())  # TensorFlow's message, with its spacing normalised
+    print("ValueError:", text[text.index("Received"):])
+
+# %% [markdown]
+# What about `validate_args=True`? It makes a distribution check its parameters and the
+# *values* it is given against its support, not their *shapes*: the Normal with
+# `validate_args=True` broadcasts the column exactly as before. It does catch the sibling of
+# the shape bug, data in the wrong *code*. Labels coded as $\pm 1$ instead of 1 and 0 give a
+# Bernoulli a finite, even positive, "log-probability" for $-1$ (the formula
+# $x \log p + (1 - x)\log(1 - p)$ is evaluated outside the support), while the validating
+# Bernoulli refuses them:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+strict = tfd.Normal(loc=pred_mean, scale=noise_sd, validate_args=True)
+print("Normal, validate_args=True, targets_col: no error, log_prob shape",
+      strict.log_prob(targets_col).shape)
+labels_pm = np.array([1, -1, 1], np.int32)  # labels coded as +1 / -1
+clf_probs = [0.9, 0.2, 0.7]
+print("Bernoulli log_prob of labels (1, -1, 1):",
+      np.round(tfd.Bernoulli(probs=clf_probs).log_prob(labels_pm).numpy(), 4))
+try:
+    tfd.Bernoulli(probs=clf_probs, validate_args=True).log_prob(labels_pm)
+except tf.errors.InvalidArgumentError as err:
+    print("validate_args=True -> InvalidArgumentError:", err.message.splitlines()[0].rstrip(" ."))
+
+# %% [markdown]
+# So there are two defences, for two kinds of bug: shapes are made explicit by `Independent`
+# (one `log_prob` per observation, tested for its shape), values are checked by
+# `validate_args=True`. Exercise 5 practises the first.
 
 # %% [markdown]
 # ## 4. Mixtures
@@ -897,15 +992,42 @@ plt.show()
 # $$ \mathrm{KL}(q \,\|\, p) = \mathbb E_{x \sim q}\big[\log q(x) - \log p(x)\big]. $$
 #
 # It is never negative, it is zero only when $q = p$, and it is not symmetric:
-# $\mathrm{KL}(q\|p) \neq \mathrm{KL}(p\|q)$ in general. In a VAE {cite:p}`kingma2013vae`,
-# $q$ is the encoder's approximate posterior over the code $z$ of an image, $p$ is the prior,
-# and $\mathrm{KL}(q\|p)$ is the second term of the negative ELBO:
+# $\mathrm{KL}(q\|p) \neq \mathrm{KL}(p\|q)$ in general.
 #
-# $$ -\mathrm{ELBO}(x) = -\mathbb E_{z\sim q}\big[\log p(x\mid z)\big]
-#    + \mathrm{KL}\big(q(z \mid x)\,\|\,p(z)\big). $$
+# (elbo)=
+# ### Where a VAE needs it: the ELBO
 #
-# The first term is the reconstruction term of section 3. The KL term is what this section
-# computes, and it is the KL term of the VAE chapters.
+# A latent-variable model draws a hidden code $z$ from a prior $p(z)$, then the data $x$ from
+# a likelihood $p(x \mid z)$. Maximum likelihood needs the *evidence*
+# $p(x) = \int p(z)\,p(x \mid z)\,dz$, an integral over all codes that is rarely tractable,
+# and so is the posterior $p(z \mid x) = p(z)\,p(x \mid z) / p(x)$. A VAE
+# {cite:p}`kingma2013vae` works instead with a distribution $q(z)$ that it chooses (the
+# encoder's output for the image $x$, often written $q(z \mid x)$) and the *evidence lower
+# bound*
+#
+# $$ \mathrm{ELBO}(q) = \mathbb E_{z\sim q}\big[\log p(x\mid z)\big]
+#    - \mathrm{KL}\big(q(z)\,\|\,p(z)\big). $$
+#
+# Why a lower bound? Bayes' rule gives
+# $\log p(x) = \log p(x \mid z) + \log p(z) - \log p(z \mid x)$ for every $z$. Average both
+# sides over $z \sim q$ (the left side does not depend on $z$) and add and subtract
+# $\log q(z)$ inside the average:
+#
+# $$ \log p(x) = \underbrace{\mathbb E_q[\log p(x \mid z)]
+#    - \mathbb E_q[\log q(z) - \log p(z)]}_{\mathrm{ELBO}(q)}
+#    + \underbrace{\mathbb E_q[\log q(z) - \log p(z \mid x)]}_{\mathrm{KL}(q\,\|\,p(z \mid x))}.
+# $$
+#
+# A KL divergence is never negative, so $\mathrm{ELBO}(q) \le \log p(x)$ for every $q$, and
+# the gap is the KL divergence from $q$ to the posterior: zero exactly when $q$ *is* the
+# posterior. A VAE minimises the negative ELBO,
+#
+# $$ -\mathrm{ELBO}(q) = -\mathbb E_{z\sim q}\big[\log p(x\mid z)\big]
+#    + \mathrm{KL}\big(q(z)\,\|\,p(z)\big), $$
+#
+# the reconstruction term of section 3 plus a KL divergence from the prior. The rest of this
+# section computes that KL term, exactly and by Monte Carlo, and its end checks the identity
+# above on a model whose every term has a closed form.
 #
 # ### The closed form for two Normals
 #
@@ -1086,11 +1208,11 @@ print(f"fitted slope of log RMS error against log n: {slope:.3f}")
 # closed form, the Monte Carlo estimate is the practical option in many dimensions (in one
 # dimension a numerical integral also works, as the end of this section shows).
 #
-# (elbo)=
 # ### The ELBO on a model with a known answer
 #
-# The equation for $-\mathrm{ELBO}$ at the start of this section can be checked on the one
-# latent-variable model whose every quantity has a closed form. Take a prior
+# The identity $\log p(x) = \mathrm{ELBO}(q) + \mathrm{KL}(q \,\|\, p(z \mid x))$ of
+# {ref}`the start of this section <elbo>` can be checked on the one latent-variable model
+# whose every quantity has a closed form. Take a prior
 # $z \sim \mathcal N(0, 1)$ and a likelihood $x \mid z \sim \mathcal N(z, \sigma^2)$, with
 # $\sigma = 0.5$ and one observation $x = 1.2$. Then
 #
@@ -1102,11 +1224,11 @@ print(f"fitted slope of log RMS error against log n: {slope:.3f}")
 #   $\mathbb E_q[\log p(x \mid z)] = -\tfrac12\log(2\pi\sigma^2) - \big((x-m)^2 + s^2\big) /
 #   (2\sigma^2)$, since $\mathbb E_q[(x - z)^2] = (x - m)^2 + s^2$.
 #
-# The ELBO is a lower bound on $\log p(x)$: $-\mathrm{ELBO}(q) \ge -\log p(x)$, with equality
-# exactly when $q$ is the posterior, because the gap is $\mathrm{KL}(q \,\|\, p(z \mid x))$.
 # We evaluate $-\mathrm{ELBO}$ for four choices of $q$ in two ways, by the closed forms and
 # with TFP (a Monte Carlo reconstruction term from 200,000 draws plus `tfd.kl_divergence`),
-# and check all three claims:
+# and check three claims: $-\mathrm{ELBO}(q) \ge -\log p(x)$; the gap is
+# $\mathrm{KL}(q \,\|\, p(z \mid x))$, so that $\mathrm{ELBO}(q) + \mathrm{KL}(q \,\|\,
+# p(z \mid x))$ is $\log p(x)$ for every $q$; and the gap is 0 for the exact posterior:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -1126,9 +1248,9 @@ q_choices = {"exact posterior": (post_mean, post_sd), "the prior": (0.0, 1.0),
              "N(1.2, 0.5^2)": (1.2, 0.5), "N(0.96, 0.2^2)": (post_mean, 0.2)}
 elbo_seeds = seeding.split_seed(seeding.stateless_seed(20), len(q_choices))
 mc_z = []
-print(f"-log p(x) = {neg_log_evidence:.6f}")
+print(f"-log p(x) = {neg_log_evidence:.6f}, log p(x) = {-neg_log_evidence:.6f}")
 print(f"{'q':16s} {'-ELBO formula':>13s} {'-ELBO with TFP':>19s} {'gap':>9s} "
-      f"{'KL(q || posterior)':>18s}")
+      f"{'KL(q || posterior)':>18s} {'ELBO + KL':>10s}")
 for (name, (m, s)), elbo_seed in zip(q_choices.items(), elbo_seeds):
     q_z = tfd.Normal(np.float32(m), np.float32(s))
     z_draws = q_z.sample(200_000, seed=elbo_seed)
@@ -1139,19 +1261,22 @@ for (name, (m, s)), elbo_seed in zip(q_choices.items(), elbo_seeds):
     gap = exact_value - neg_log_evidence
     kl_to_post = normal_kl(m, s, post_mean, post_sd)
     print(f"{name:16s} {exact_value:13.6f} {mc_value:11.4f} ± {mc_se:.4f} {gap:9.6f} "
-          f"{kl_to_post:18.6f}")
+          f"{kl_to_post:18.6f} {-exact_value + kl_to_post:10.6f}")
     mc_z.append(abs(mc_value - exact_value) / mc_se)
     assert abs(mc_value - exact_value) < 4 * mc_se + 1e-6
     assert gap >= -1e-12
     np.testing.assert_allclose(gap, kl_to_post, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(-exact_value + kl_to_post, -neg_log_evidence, rtol=1e-12)
 print(f"largest |TFP - formula|: {max(mc_z):.2f} Monte Carlo standard errors")
 assert abs(neg_elbo_formula(post_mean, post_sd) - neg_log_evidence) < 1e-12
 
 # %% [markdown]
 # Every $q$ has $-\mathrm{ELBO} \ge -\log p(x)$, the gap equals
-# $\mathrm{KL}(q \,\|\, p(z \mid x))$, and for the exact posterior the gap is 0. The TFP
-# values agree with the closed forms to within about one Monte Carlo standard error. Training a
-# VAE pushes the encoder's $q$ towards the posterior by making this gap small.
+# $\mathrm{KL}(q \,\|\, p(z \mid x))$, so the last column, $\mathrm{ELBO} +
+# \mathrm{KL}(q \,\|\, p(z \mid x))$, is $\log p(x) = -1.606510$ in every row, and for the
+# exact posterior the gap is 0. The TFP values agree with the closed forms to within about
+# one Monte Carlo standard error. Training a VAE pushes the encoder's $q$ towards the
+# posterior by making this gap small.
 #
 # ### Differentiating through samples: reparameterization
 #
@@ -1317,6 +1442,11 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 # * `tfd.Independent(d, reinterpreted_batch_ndims=k)` turns the last `k` batch dimensions
 #   into event dimensions, so `log_prob` sums over them. A VAE decoder needs it to return one
 #   log-likelihood per image. Always pass `k`: the deprecated default depends on the batch.
+# * Data of the wrong shape broadcasts silently: targets of shape `(n, 1)` against a batch of
+#   `n` Normals give an `(n, n)` array and a wrong log-likelihood, with no error. Wrap the
+#   per-example distributions in `Independent` and test that the data set's `log_prob` is a
+#   scalar. `validate_args=True` checks values against the support (labels coded as
+#   $\pm 1$), not shapes.
 # * `Mixture` mixes components of any kinds; `MixtureSameFamily` mixes the members of one
 #   batched distribution, with one tensor per parameter. Built from the same parts, they give
 #   the same density.
@@ -1329,10 +1459,12 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 #   inside $p$'s, with an error that shrinks like $1/\sqrt n$; its standard error is
 #   meaningful when the variance of $\log q - \log p$ under $q$ is finite. Both forms
 #   reappear as the KL term of the VAE chapters (05-07).
-# * $-\mathrm{ELBO}(q) \ge -\log p(x)$, with a gap of $\mathrm{KL}(q\,\|\,p(z \mid x))$,
-#   zero for the exact posterior. A VAE differentiates a sampled ELBO through its samples,
-#   which needs a `FULLY_REPARAMETERIZED` $q$ such as a Normal; discrete distributions and
-#   the default `MixtureSameFamily` are not.
+# * $\mathrm{ELBO}(q) = \mathbb E_q[\log p(x \mid z)] - \mathrm{KL}(q \,\|\, p(z))$ and
+#   $\log p(x) = \mathrm{ELBO}(q) + \mathrm{KL}(q\,\|\,p(z \mid x))$, so
+#   $-\mathrm{ELBO}(q) \ge -\log p(x)$, with a gap of zero for the exact posterior. A VAE
+#   differentiates a sampled ELBO through its samples, which needs a
+#   `FULLY_REPARAMETERIZED` $q$ such as a Normal; discrete distributions and the default
+#   `MixtureSameFamily` are not.
 #
 # **Glossary:** {term}`log-probability`, {term}`stateless seed`, {term}`sample shape`,
 # {term}`batch shape`, {term}`event shape`, {term}`KL divergence`, {term}`Monte Carlo estimate`,
@@ -1362,6 +1494,9 @@ assert abs(mc.estimate - quadrature) < 4 * mc.stderr
 # hint: sample shape + batch shape + event shape for sample; no event shape for log_prob.
 # hint: Independent(..., reinterpreted_batch_ndims=1) moves the last batch dimension into
 # hint: the event.
+# wrong: log_prob_shape_ind = (2, 4, 3)  # forgot that Independent sums over the event
+# wrong: sample_shape = (2, 3); log_prob_shape = (2, 3)  # ignored the (4, 1) loc
+# wrong: normals_ind = tfd.Independent(normals, reinterpreted_batch_ndims=2)  # both dims
 normals = tfd.Normal(loc=tf.zeros([4, 1]), scale=tf.ones([3]))
 normals_ind = tfd.Independent(normals, reinterpreted_batch_ndims=1)
 sample_shape = (2, 4, 3)  # sample (2,) + batch (4, 3) + event ()
@@ -1394,6 +1529,9 @@ print(check.equal("log_prob_shape_ind", log_prob_shape_ind,
 # hint: np.exp, np.sum and np.log are all you need; both answers have shape (3,).
 # hint: subtracting the largest logit first changes nothing in the result and keeps np.exp
 # hint: from overflowing for large logits.
+# wrong: pi = ell / ell.sum(); log_probs = np.log(pi)  # normalised the logits themselves
+# wrong: log_probs = ell - np.sum(np.exp(ell))  # forgot the log of the normaliser
+# wrong: pi = np.exp(ell); log_probs = ell  # forgot to normalise at all
 ell = np.array([1.0, 2.0, 3.0])
 log_norm = ell.max() + np.log(np.sum(np.exp(ell - ell.max())))  # log sum_j exp(ell_j)
 log_probs = ell - log_norm
@@ -1426,6 +1564,9 @@ print(check.close("log_probs", log_probs, expected=log_probs_ref, atol=1e-6))
 # hint: kl_monte_carlo(first, second, n, seed=...) estimates KL(first || second) with draws
 # hint: from `first`; its result has .estimate and .stderr.
 # hint: normal_kl(m1, s1, m2, s2) from section 5 gives the closed form.
+# wrong: kl_pq_mc, stderr_pq = kl_monte_carlo(q, p, 100_000, seed=15)[:2]  # KL(q || p)
+# wrong: stderr_pq = res.stderr * np.sqrt(res.n)  # the standard deviation s, not s / sqrt(n)
+# wrong: stderr_qp = stderr_pq  # assumed both directions are equally noisy
 res = kl_monte_carlo(p, q, 100_000, seed=15)
 kl_pq_mc, stderr_pq = res.estimate, res.stderr
 stderr_qp = kl_monte_carlo(q, p, 100_000, seed=15).stderr
@@ -1468,6 +1609,9 @@ print(check.close("stderr_qp", stderr_qp, expected=se_formula(1.0, 0.5, 0.0, 1.0
 # hint: kl_monte_carlo(mixture_sf, tfd.Normal(...), 100_000, seed=...) draws from the mixture;
 # hint: give the Normal float32 parameters, like the mixture's.
 # hint: min(d, key=d.get) is the key of a dictionary d with the smallest value.
+# wrong: best_s = var_formula  # the variance, not the standard deviation
+# wrong: best = max(kls, key=kls.get); best_m, best_s = candidates[best]; best_kl = kls[best]
+# wrong: best_kl = kl_monte_carlo(best_normal, mixture_sf, 100_000, seed=16).estimate
 m0, s0 = mean_formula, np.sqrt(var_formula)
 candidates = {"moment-matched": (m0, s0), "m - 0.5": (m0 - 0.5, s0), "m + 0.5": (m0 + 0.5, s0),
               "s x 0.8": (m0, 0.8 * s0), "s x 1.2": (m0, 1.2 * s0)}
@@ -1482,6 +1626,7 @@ print(f"moment-matched, by numerical integration: {integral:.4f}")
 best = min(kls, key=kls.get)
 best_m, best_s = candidates[best]
 best_kl = kls[best]
+best_normal = tfd.Normal(np.float32(best_m), np.float32(best_s))
 print("smallest:", best)
 
 # %% tags=["check"]
@@ -1494,3 +1639,57 @@ kl_ref = np.trapezoid(np.exp(log_mix_ref) * (log_mix_ref - normal_logpdf(x_fine,
 print(check.close("best_m", best_m, expected=m_ref, atol=1e-4))
 print(check.close("best_s", best_s, expected=s_ref, atol=1e-4))
 print(check.close("best_kl", best_kl, expected=kl_ref, atol=0.006))  # about 4 standard errors
+
+# %% [markdown]
+# **5 (debug). Find the shape bug.** A classifier gives six examples the probabilities
+# 0.9, 0.2, 0.7, 0.6, 0.1 and 0.8 of being positive, and their labels arrive as a column,
+# `[[1], [0], [1], [0], [0], [1]]`, of shape `(6, 1)`. A colleague sums
+# `tfd.Bernoulli(probs=...).log_prob(labels)` and reports it as the log-likelihood. Print the
+# shape of what they summed, then compute what they meant: the per-example log-likelihoods
+# `per_example_ll` (shape `(6,)`), the data set's log-likelihood `total_ll` (one number), and
+# `labels_dist`, one distribution over all six labels whose `log_prob` of the six labels is
+# `total_ll`. How far off was the colleague's sum?
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: per_example_ll, total_ll, labels_dist
+# hint: compare the shape log_prob returns with the batch shape of the six Bernoullis.
+# hint: labels[:, 0] (or np.ravel) turns the column into a vector of shape (6,).
+# hint: tfd.Independent(..., reinterpreted_batch_ndims=1) makes the six labels one event.
+# wrong: per_example_ll = coins6.log_prob(ex_col).numpy()  # the broadcast (6, 6) array
+# wrong: per_example_ll = coins6.log_prob(ex_col).numpy().mean(axis=1)  # averaged each row
+# wrong: total_ll = float(np.mean(per_example_ll))  # the mean, not the sum
+# wrong: total_ll = -total_ll  # the negative log-likelihood
+# wrong: labels_dist = coins6  # no Independent: log_prob returns six numbers
+ex_probs = np.array([0.9, 0.2, 0.7, 0.6, 0.1, 0.8], np.float32)
+ex_col = np.array([[1], [0], [1], [0], [0], [1]], np.int32)
+coins6 = tfd.Bernoulli(probs=ex_probs)  # batch shape (6,)
+colleague = coins6.log_prob(ex_col)
+print(f"the colleague summed shape {colleague.shape}: {float(tf.reduce_sum(colleague)):.4f}")
+ex_labels = ex_col[:, 0]  # shape (6,): one label per Bernoulli
+per_example_ll = coins6.log_prob(ex_labels).numpy()
+total_ll = float(per_example_ll.sum())
+labels_dist = tfd.Independent(coins6, reinterpreted_batch_ndims=1)
+print("per example:", np.round(per_example_ll, 4), f"| total {total_ll:.4f}")
+print(f"Independent: event shape {labels_dist.event_shape}, "
+      f"log_prob {float(labels_dist.log_prob(ex_labels)):.4f}")
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: y log p + (1 - y) log(1 - p) per example, in float64 NumPy.
+probs_ref = np.array([0.9, 0.2, 0.7, 0.6, 0.1, 0.8])
+labels_ref = np.array([1, 0, 1, 0, 0, 1])
+ll_ref = labels_ref * np.log(probs_ref) + (1 - labels_ref) * np.log1p(-probs_ref)
+
+
+def scores_all_labels(dist):
+    if dist is None:
+        return None  # not answered yet
+    return np.isclose(float(dist.log_prob(labels_ref)), ll_ref.sum(), atol=1e-5)
+
+
+print(check.close("per_example_ll", per_example_ll, expected=ll_ref, atol=1e-5))
+print(check.close("total_ll", total_ll, expected=ll_ref.sum(), atol=1e-5))
+print(check.shapes("labels_dist", labels_dist, batch_shape=[], event_shape=[6]))
+print(check.that("labels_dist", lambda: scores_all_labels(labels_dist),
+                 "log_prob of the six labels is one number, their total log-likelihood"))

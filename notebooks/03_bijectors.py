@@ -27,10 +27,10 @@
 # 1. Inverse-CDF sampling: how a uniform random number becomes any distribution.
 # 2. The change-of-variables formula, in one dimension and in $n$, checked step by step.
 # 3. TFP's bijectors: `Shift`, `Scale`, `Exp`, `Chain`, `Invert`, and how shapes and
-#    `event_ndims` work.
+#    `event_ndims` work; calling a bijector on a distribution or on another bijector.
 # 4. Linear maps in 2-D, and the batch and event shapes of transformed distributions.
-# 5. How to write your own bijector, find the bugs in a flawed one, and check any bijector
-#    with `tfpcourse.bijectors.check_bijector`.
+# 5. How to write your own bijector, find the bugs in a flawed one, check any bijector
+#    with `tfpcourse.bijectors.check_bijector`, and see what it does to a density.
 # 6. How to train a bijector by maximum likelihood, and what a two-parameter bijector can and
 #    cannot represent.
 #
@@ -349,6 +349,52 @@ print("tfd.LogNormal                       :", np.round(library.log_prob(points)
 np.testing.assert_allclose(via_exp.log_prob(points), library.log_prob(points), rtol=1e-5)
 
 # %% [markdown]
+# ### Calling a bijector
+#
+# A bijector can also be *called*, and what the call does depends on its argument. On a
+# tensor it is `forward`. On a distribution it returns the `TransformedDistribution` of that
+# distribution, so `tfb.Exp()(tfd.Normal(mu, sigma))` is the log-normal above, built in one
+# call. On another bijector it returns their composition, a `Chain` in which the called
+# bijector acts last, as in $f(g(x))$: `tfb.Exp()(tfb.Scale(2.0))` is
+# `Chain([Exp(), Scale(2.0)])`, the map $x \mapsto e^{2x}$. We compare each call with its
+# explicit form:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+called_dist = tfb.Exp()(tfd.Normal(mu, sigma))
+explicit_dist = tfd.TransformedDistribution(tfd.Normal(mu, sigma), tfb.Exp())
+same_log_prob = np.array_equal(called_dist.log_prob(points).numpy(),
+                               explicit_dist.log_prob(points).numpy())
+print(f"Exp()(Normal): a {type(called_dist).__name__} of a "
+      f"{type(called_dist.distribution).__name__} through {called_dist.bijector.name!r}")
+print("  log_prob identical to the explicit TransformedDistribution:", same_log_prob)
+
+composed = tfb.Exp()(tfb.Scale(2.0))
+chain = tfb.Chain([tfb.Exp(), tfb.Scale(2.0)])
+xc = tf.constant([-1.0, 0.0, 0.5, 1.0])
+same_forward = np.array_equal(composed.forward(xc).numpy(), chain.forward(xc).numpy())
+same_log_det = np.array_equal(composed.forward_log_det_jacobian(xc, event_ndims=0).numpy(),
+                              chain.forward_log_det_jacobian(xc, event_ndims=0).numpy())
+print(f"Exp()(Scale(2)): a {type(composed).__name__} of "
+      f"{[b.name for b in composed.bijectors]}")
+print("  forward and log-det identical to Chain([Exp(), Scale(2)]):", same_forward,
+      same_log_det)
+np.testing.assert_allclose(composed.forward(xc), np.exp(2.0 * xc.numpy()), rtol=1e-6)
+print("  forward(x) = exp(2x):", True)
+print("Exp()(x) identical to Exp().forward(x):",
+      np.array_equal(tfb.Exp()(xc).numpy(), tfb.Exp().forward(xc).numpy()))
+lognormal_2 = tfb.Exp()(tfb.Scale(2.0))(tfd.Normal(0.0, 1.0))
+np.testing.assert_allclose(lognormal_2.log_prob(points), tfd.LogNormal(0.0, 2.0).log_prob(points),
+                           rtol=1e-5)
+print("Exp()(Scale(2))(Normal(0, 1)) has the log_prob of LogNormal(0, 2):", True)
+assert isinstance(called_dist, tfd.TransformedDistribution) and same_log_prob
+assert isinstance(composed, tfb.Chain) and same_forward and same_log_det
+
+# %% [markdown]
+# The call form is shorthand: here it builds the same classes as the explicit constructors,
+# with identical numbers. Exercise 4 uses it.
+
+# %% [markdown]
 # ## 4. Linear maps in two dimensions
 #
 # A linear bijector multiplies each 2-D point by a matrix. TFP offers several ways to say
@@ -665,6 +711,85 @@ print(f"non-finite values at x = -b/a (the log-det and the autodiff derivative):
       f"{kink_report.nonfinite}; passed: {kink_report.passed}")
 
 # %% [markdown]
+# ### Pictures of the cubic
+#
+# Take $a = 1$, $b = -1$: $f(x) = (x - 1)^3$ is flat at $x = 1$, and its inverse
+# $f^{-1}(y) = 1 + \operatorname{sign}(y)|y|^{1/3}$ is vertical at $y = 0$. Pushing a standard
+# Normal through $f^{-1}$ (the direction that section 7 trains) gives, by the change of
+# variables of section 2 with $f$ mapping $x$ back to the base,
+#
+# $$ p_X(x) = p_Z\big(f(x)\big)\,\big|f'(x)\big| = \varphi\big((x-1)^3\big)\cdot 3(x-1)^2, $$
+#
+# with $\varphi$ the standard Normal density. We compute it with `TransformedDistribution`
+# and by this formula in float64, compare the two on a fine grid, and integrate it. Pushed
+# the other way, through $f$ itself, the Normal gets a density with no upper bound at
+# $y = 0$, where $f^{-1}$ is vertical; the cell prints it close to 0 too.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cubic = Cubic(1.0, -1.0)
+cubic_base = tfd.Normal(0.0, 1.0)
+pushed = tfd.TransformedDistribution(cubic_base, tfb.Invert(cubic))  # X = f^{-1}(Z)
+
+
+def cubic_density_by_hand(x, a=1.0, b=-1.0):
+    """phi(f(x)) |f'(x)| for f(x) = (a x + b)^3, in float64."""
+    u = a * np.asarray(x, np.float64) + b
+    return np.exp(-0.5 * u**6) / np.sqrt(2 * np.pi) * 3 * abs(a) * u**2
+
+
+x_grid3 = np.linspace(-2.0, 4.0, 60_001)
+p_tfp = pushed.prob(x_grid3.astype(np.float32)).numpy().astype(np.float64)
+p_hand = cubic_density_by_hand(x_grid3)
+density_gap = np.abs(p_tfp - p_hand).max()
+mass = np.trapezoid(p_tfp, x_grid3)
+print(f"largest |TFP density - formula| on 60,001 points below 1e-6: {density_gap < 1e-6}")
+print(f"integral of the TFP density over [-2, 4]: {mass:.5f}")
+print(f"density at x = 1, where f'(x) = 0: {float(pushed.prob(1.0)):.1f}")
+spiky = tfd.TransformedDistribution(cubic_base, cubic)  # Y = f(Z)
+y_small = np.array([1e-2, 1e-4, 1e-6], np.float32)
+print("density of f(Z) at y = 1e-2, 1e-4, 1e-6:",
+      ", ".join(f"{v:.3g}" for v in spiky.prob(y_small).numpy()))
+np.testing.assert_allclose(mass, 1.0, atol=1e-4)
+assert density_gap < 1e-6
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x_plot = np.linspace(-2.0, 4.0, 601).astype(np.float32)
+cubic_samples = pushed.sample(100_000, seed=seeding.stateless_seed(11)).numpy()
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+ax1.plot(x_plot, cubic.forward(x_plot), label="$f(x) = (x - 1)^3$")
+ax1.plot(x_plot, cubic.inverse(tf.constant(x_plot)), label="$f^{-1}(y) = 1 + y^{1/3}$")
+ax1.plot(x_plot, x_plot, "k--", lw=1, label="identity")
+ax1.set_xlim(-2.0, 4.0)
+ax1.set_ylim(-2.0, 4.0)
+ax1.set_aspect("equal")
+ax1.set_xlabel("input")
+ax1.set_ylabel("output")
+ax1.set_title("The cubic and its inverse")
+ax1.legend(fontsize=8)
+ax2.hist(cubic_samples, bins=120, range=(-2.0, 4.0), density=True, color="0.85",
+         label="100,000 samples of $f^{-1}(Z)$")
+ax2.plot(x_plot, cubic_base.prob(x_plot), label="base: standard Normal")
+ax2.plot(x_grid3, p_tfp, label="$f^{-1}(Z)$: TransformedDistribution")
+ax2.plot(x_grid3, p_hand, "k:", lw=2, label=r"$f^{-1}(Z)$: $\varphi(f(x))\,|f'(x)|$ by hand")
+ax2.set_xlabel("x")
+ax2.set_ylabel("density")
+ax2.set_title("A Normal pushed through the inverse cubic")
+ax2.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure 4.* Left: the cubic $f(x) = (x - 1)^3$, its inverse, and the identity line (dashed);
+# each curve is the other's mirror image in that line. $f$ is flat where it crosses zero at
+# $x = 1$, and the inverse is vertical there at $y = 0$. Right: the standard Normal base
+# density and the density of $f^{-1}(Z)$, from `TransformedDistribution` and from the
+# formula (dotted, on top of it), over a histogram of 100,000 pushed samples. The pushed
+# density has two lobes, one on each side of $x = 1$, and is exactly zero at $x = 1$, where
+# $f'$ vanishes.
+
+# %% [markdown]
 # ## 7. Training a bijector by maximum likelihood
 #
 # Bijectors become models once their parameters are variables. The data: samples from a
@@ -789,7 +914,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure 4.* Left: training and validation NLL per epoch. Both drop within the first two
+# *Figure 5.* Left: training and validation NLL per epoch. Both drop within the first two
 # epochs and then stay flat, about 0.045 nats above the dashed entropy line: the model has
 # reached the best it can do. Right: the learned density over the true mixture and a
 # histogram of the training data. The model finds both bumps, but its two lobes peak at the
@@ -863,11 +988,14 @@ print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror i
 # * Change of variables: $\log p_X(x) = \log p_Z(f^{-1}(x)) - \log|\det J_f(f^{-1}(x))|$.
 #   Stretching space lowers density; monotone maps preserve CDFs.
 # * `Chain` composes right to left; `event_ndims` says how many dimensions form one event,
-#   and element-wise log-dets add up over them.
+#   and element-wise log-dets add up over them. Calling a bijector is shorthand: on a
+#   distribution it builds the `TransformedDistribution`, on a bijector the `Chain`.
 # * Linear bijectors and linear operators give multivariate Normals; batches of matrices give
 #   batches of distributions.
 # * A custom bijector needs `_forward`, `_inverse` and `_forward_log_det_jacobian`; check it
-#   with `check_bijector` (round trip, log-det against autodiff, consistency, shapes).
+#   with `check_bijector` (round trip, log-det against autodiff, consistency, shapes). The
+#   density it produces, $p_Z(f(x))\,|f'(x)|$ for $f^{-1}(Z)$, matches
+#   `TransformedDistribution` and integrates to 1; it vanishes where $f'$ does.
 # * Trained by maximum likelihood, an inverted cubic fits two bumps, but this two-parameter
 #   map keeps a 50/50 split around its zero-density point and mirror-image lobes: a KL gap
 #   we computed and bounded.
@@ -893,6 +1021,9 @@ print(f"model density at x0 +- d, largest difference: {mirror_gap:.1e} (mirror i
 # answer: log_det_by_hand
 # hint: log sigma(x) = -log(1 + e^(-x)); np.log1p(t) computes log(1 + t) accurately.
 # hint: the answer has shape (3,), one log-det per point.
+# wrong: log_det_by_hand = 1 / (1 + np.exp(-xe))  # the derivative, not its log
+# wrong: log_det_by_hand = np.log1p(np.exp(xe))  # softplus itself, not its log-derivative
+# wrong: log_det_by_hand = np.log1p(np.exp(-xe))  # the sign flipped
 xe = np.array([-2.0, 0.0, 3.0], np.float32)
 log_det_by_hand = -np.log1p(np.exp(-xe))  # log sigmoid(x), written stably
 by_tfp = tfb.Softplus().forward_log_det_jacobian(xe, event_ndims=0).numpy()
@@ -906,7 +1037,7 @@ with tf.GradientTape() as tape:
     tape.watch(x_ref)
     softplus_ref = tf.math.softplus(x_ref)
 log_det_ref = np.log(tape.gradient(softplus_ref, x_ref).numpy())
-check.close("log_det_by_hand", log_det_by_hand, expected=log_det_ref, atol=1e-6)
+print(check.close("log_det_by_hand", log_det_by_hand, expected=log_det_ref, atol=1e-6))
 
 # %% [markdown]
 # **2 (formula). Which weights can it learn?** Section 7 showed that an inverted cubic puts
@@ -924,6 +1055,9 @@ check.close("log_det_by_hand", log_det_by_hand, expected=log_det_ref, atol=1e-6)
 # hint: the formula once.
 # hint: the bound is the KL divergence between two coins: one that lands left with
 # hint: probability w, and a fair one.
+# wrong: kl_bounds = w * np.log(w / 0.5)  # dropped the (1 - w) term
+# wrong: unfit = [float(wi) for wi, bound in zip(w, kl_bounds) if bound < 0.05]  # flipped
+# wrong: kl_bounds = 0.5 * np.log(0.5 / w) + 0.5 * np.log(0.5 / (1 - w))  # KL the other way
 w = np.array([0.5, 0.55, 0.7, 0.9])
 kl_bounds = w * np.log(w / 0.5) + (1 - w) * np.log((1 - w) / 0.5)
 unfit = [float(wi) for wi, bound in zip(w, kl_bounds) if bound > 0.05]
@@ -953,6 +1087,9 @@ print(check.equal("unfit", unfit, [float(v) for v in weights_ref[bounds_ref > 0.
 # hint: in tfb.Chain([f, g, h]) the last bijector acts first.
 # hint: tfd.TransformedDistribution(distribution, bijector) pushes a distribution through a
 # hint: bijector.
+# wrong: lognormal_chain = tfb.Chain([tfb.Scale(0.5), tfb.Shift(1.0), tfb.Exp()])  # reversed
+# wrong: lognormal_chain = tfb.Chain([tfb.Exp(), tfb.Scale(0.5), tfb.Shift(1.0)])  # shift 1st
+# wrong: lognormal_built = tfd.TransformedDistribution(tfd.Normal(1.0, 0.5), lognormal_chain)
 lognormal_chain = tfb.Chain([tfb.Exp(), tfb.Shift(1.0), tfb.Scale(0.5)])  # exp(0.5 z + 1)
 lognormal_built = tfd.TransformedDistribution(tfd.Normal(0.0, 1.0), lognormal_chain)
 x_ln = np.array([0.5, 2.0, 5.0], np.float32)
@@ -975,7 +1112,59 @@ print(check.that("lognormal_built", lambda: matches_lognormal(lognormal_built),
                  "log_prob agrees with tfd.LogNormal(1, 0.5) at x = 0.3, 1, 2.7 and 8"))
 
 # %% [markdown]
-# **4 (challenge). Your own bijector.** Write a bijector class for $y = \sinh(x)$ (inverse
+# **4 (call form). The cubic's density by hand.** Build `cubic_dist`, a standard Normal
+# pushed through `Cubic(0.5, 0.2)` of section 6, by *calling* the bijector on the
+# distribution. Then compute with NumPy, by the change-of-variables formula, its
+# log-density at $y = -3, -0.5, 0.5, 2, 8$, as a vector `log_p_by_hand`, and compare it with
+# `cubic_dist.log_prob`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+# answer: cubic_dist, log_p_by_hand
+# hint: bijector(distribution) returns the TransformedDistribution.
+# hint: log p(y) = log p_Z(z) - log|f'(z)| with z = f^{-1}(y); the cube root of a negative
+# hint: number needs np.sign(y) * np.abs(y) ** (1 / 3).
+# hint: log|f'(z)| = log(3 |a|) + 2 log|a z + b|, as in section 6.
+# wrong: log_p_by_hand = log_base  # forgot the log-det
+# wrong: log_p_by_hand = log_base + log_det  # added the log-det instead of subtracting it
+# wrong: log_p_by_hand = tfd.Normal(0.0, 1.0).log_prob(y_ex.astype(np.float32)).numpy()
+# wrong: cubic_dist = tfb.Invert(cubic_ex)(tfd.Normal(0.0, 1.0))  # through the inverse
+# wrong: cubic_dist = cubic_ex  # the bijector, not the distribution
+cubic_ex = Cubic(0.5, 0.2)
+cubic_dist = cubic_ex(tfd.Normal(0.0, 1.0))  # a TransformedDistribution
+y_ex = np.array([-3.0, -0.5, 0.5, 2.0, 8.0])
+z_ex = (np.sign(y_ex) * np.abs(y_ex) ** (1 / 3) - 0.2) / 0.5  # z = f^{-1}(y)
+log_base = -0.5 * np.log(2 * np.pi) - z_ex**2 / 2  # log p_Z(z)
+log_det = np.log(3 * 0.5) + 2 * np.log(np.abs(0.5 * z_ex + 0.2))  # log|f'(z)|
+log_p_by_hand = log_base - log_det
+# (TFP calls the class _TransformedDistribution when the bijector, like our Cubic, is not a
+# composite tensor; TransformedDistribution is a subclass of it.)
+print(f"{type(cubic_dist).__name__} of {cubic_dist.distribution.name} through "
+      f"{cubic_dist.bijector.name!r}")
+print("by hand:", np.round(log_p_by_hand, 4))
+print("TFP    :", np.round(cubic_dist.log_prob(y_ex.astype(np.float32)).numpy(), 4))
+
+# %% tags=["check"]
+# NBVAL_CHECK_OUTPUT
+# Reference: the explicit TransformedDistribution with a freshly built cubic.
+reference_cubic = tfd.TransformedDistribution(tfd.Normal(0.0, 1.0), Cubic(0.5, 0.2))
+y_ref = np.array([-3.0, -0.5, 0.5, 2.0, 8.0], np.float32)
+
+
+def same_as_reference(dist):
+    if dist is None:
+        return None  # not answered yet
+    return isinstance(dist, tfd.Distribution) and np.allclose(
+        dist.log_prob(y_ref), reference_cubic.log_prob(y_ref), atol=1e-4)
+
+
+print(check.close("log_p_by_hand", log_p_by_hand, expected=reference_cubic.log_prob(y_ref),
+                  atol=1e-4))
+print(check.that("cubic_dist", lambda: same_as_reference(cubic_dist),
+                 "a distribution: the standard Normal pushed through Cubic(0.5, 0.2)"))
+
+# %% [markdown]
+# **5 (challenge). Your own bijector.** Write a bijector class for $y = \sinh(x)$ (inverse
 # $\operatorname{asinh}$, derivative $\cosh x$), like `Cubic` in section 6, and store an
 # instance of it as `sinh_bijector`. The check runs `check_bijector` on 50 points in
 # $[-3, 3]$ and compares the forward map with `np.sinh`.
@@ -986,6 +1175,9 @@ print(check.that("lognormal_built", lambda: matches_lognormal(lognormal_built),
 # hint: subclass tfb.Bijector, call super().__init__(forward_min_event_ndims=0, name=...),
 # hint: and define _forward, _inverse and _forward_log_det_jacobian.
 # hint: TensorFlow has tf.sinh, tf.asinh and tf.cosh; the log-det is the log of the derivative.
+# wrong: sinh_bijector = tfb.Invert(Sinh())  # forward and inverse swapped
+# wrong: sinh_bijector = type("S", (Sinh,), dict(_inverse=lambda s, y: tf.acosh(y)))()  # acosh
+# wrong: sinh_bijector = type("S", (Sinh,), dict(_forward_log_det_jacobian=staticmethod(tf.cosh)))()
 class Sinh(tfb.Bijector):
     def __init__(self, name="sinh"):
         super().__init__(forward_min_event_ndims=0, name=name)
@@ -1007,5 +1199,5 @@ print("checker passed:", check_bijector(sinh_bijector, np.linspace(-3.0, 3.0, 50
 
 # %% tags=["check"]
 # NBVAL_CHECK_OUTPUT
-check.bijector("sinh_bijector", sinh_bijector, np.linspace(-3.0, 3.0, 50),
-               expected_forward=np.sinh)
+print(check.bijector("sinh_bijector", sinh_bijector, np.linspace(-3.0, 3.0, 50),
+                     expected_forward=np.sinh))

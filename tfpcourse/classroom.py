@@ -4,11 +4,14 @@ How an exercise is written (see CONTRIBUTING.md)
 -----------------------------------------------
 Each exercise is a markdown cell with the task, then a **solution cell** tagged ``solution``,
 then a **check cell** tagged ``check``. The solution cell names the variables it defines and may
-give hints, in comment lines that the student version keeps::
+give hints, in comment lines that the student version keeps, and lists *typical wrong
+answers* in ``# wrong:`` lines, which the student version drops::
 
     # %% tags=["solution"]
     # answer: kl_pq, stderr
     # hint: draw from p, then average log p(x) - log q(x).
+    # wrong: kl_pq = -kl_pq  # log q(x) - log p(x): the sign flipped
+    # wrong: stderr = res.stderr ** 2  # the variance of the estimate, not its standard error
     res = kl_monte_carlo(p, q, 100_000, seed=15)
     kl_pq, stderr = res.estimate, res.stderr
 
@@ -28,6 +31,11 @@ every answer to ``None``::
 so the check cell runs and says ``✗ Not yet (kl_pq): ... still None``, and "Run all" still
 reaches the end of the notebook. The outputs of solution and check cells are cleared;
 everything else (text, other code, their outputs) is kept.
+
+Each ``# wrong:`` line is one line of Python that re-assigns answer names to a mistake a
+learner would make; it runs after the correct solution, so it may use the solution's
+variables. The course's tests run every check on the solution (it must pass) and on each wrong
+answer (it must fail), so that no check accepts a typical mistake.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ CHECK_TAG = "check"
 STUB_HEADER = "# Exercise: write your solution here, then run the check cell below."
 _ANSWER = re.compile(r"^#\s*answer:\s*(.+)$", re.IGNORECASE)
 _HINT = re.compile(r"^#\s*hint:", re.IGNORECASE)
+_WRONG = re.compile(r"^#\s*wrong:\s*(.*)$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -62,12 +71,13 @@ class ExerciseFormatError(ValueError):
 @dataclass(frozen=True)
 class Exercise:
     """One exercise of a notebook: the indices of its solution and check cells, the answer
-    names and the hint lines."""
+    names, the hint lines and the typical wrong answers (``# wrong:`` lines, as Python)."""
 
     solution_index: int
     check_index: int
     answers: tuple[str, ...]
     hints: tuple[str, ...]
+    wrongs: tuple[str, ...] = ()
 
 
 def _tags(cell: Any) -> list[str]:
@@ -111,6 +121,15 @@ def exercises(nb: Any, *, name: str = "notebook") -> list[Exercise]:
                 f"{where}: '# answer:' must list Python names, got {answer_lines[0]!r}"
             )
         hints = tuple(ln.strip() for ln in lines if _HINT.match(ln.strip()))
+        wrongs = tuple(m.group(1).strip() for ln in lines if (m := _WRONG.match(ln.strip())))
+        for wrong in wrongs:
+            try:
+                compile(wrong, f"{where}, # wrong:", "exec")
+            except SyntaxError as err:
+                raise ExerciseFormatError(
+                    f"{where}: a '# wrong:' line must be one line of Python that assigns a "
+                    f"wrong answer, got {wrong!r} ({err.msg})"
+                ) from None
         nxt = i + 1
         if nxt >= len(cells) or CHECK_TAG not in _tags(cells[nxt]) or \
                 cells[nxt].get("cell_type") != "code":
@@ -119,7 +138,7 @@ def exercises(nb: Any, *, name: str = "notebook") -> list[Exercise]:
                 f"'check' that checks its answers"
             )
         paired_checks.add(nxt)
-        found.append(Exercise(i, nxt, answers, hints))
+        found.append(Exercise(i, nxt, answers, hints, wrongs))
     for i, cell in enumerate(cells):
         if CHECK_TAG in _tags(cell) and i not in paired_checks:
             raise ExerciseFormatError(
