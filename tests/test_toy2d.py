@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -249,5 +251,186 @@ def test_standardize_rejects_bad_input(points, kwargs, pattern):
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+# --------------------------------------------------------------------------------------------
+# log_prob: the true densities
+
+
+def _grid(low, high, step):
+    axis = np.arange(low, high, step) + step / 2  # cell midpoints
+    xx, yy = np.meshgrid(axis, axis)
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("eight_gaussians", {}),
+        ("eight_gaussians", {"radius": 1.5, "std": 0.3}),
+        ("checkerboard", {}),
+        ("gaussian_mixture", {}),
+        # A curve density from the midpoint rule is a mean of Gaussians, so it has mass 1 for
+        # any number of nodes: few nodes keep the grid fast and still test the normalisation.
+        ("two_moons", {"nodes": 32}),
+        ("two_moons", {"nodes": 32, "component": 1}),
+        ("circles", {"nodes": 32}),
+        ("circles", {"nodes": 32, "factor": 0.3, "noise": 0.1}),
+    ],
+)
+def test_log_prob_integrates_to_one_over_the_support(name, kwargs):
+    step = 0.02  # a quarter of the smallest noise scale or less: the grid sum is accurate
+    grid = _grid(-4.0, 4.0, step)  # every sampler's support lies well inside [-4, 4]^2
+    log_p = toy2d.log_prob(name, grid, **kwargs)
+    assert log_p.dtype == np.float64 and log_p.shape == (len(grid),)
+    assert np.exp(log_p).sum() * step**2 == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "true", "wrong"),
+    [
+        ("eight_gaussians", {"std": 0.15}, [{"std": 0.3}, {"std": 0.075}, {"radius": 2.2}]),
+        ("two_moons", {"noise": 0.05}, [{"noise": 0.1}, {"noise": 0.025}]),
+        ("circles", {"noise": 0.05, "factor": 0.5},
+         [{"noise": 0.1, "factor": 0.5}, {"noise": 0.05, "factor": 0.6}]),
+    ],
+)
+def test_samples_are_likelier_under_the_true_density_than_under_a_perturbed_one(name, true,
+                                                                                wrong):
+    points = toy2d.sample(name, 4000, seed=2, **true)
+    own = toy2d.log_prob(name, points, nodes=1000, **true).mean()
+    for kwargs in wrong:
+        # The gap estimates KL(true || wrong) > 0: about 0.3 nats or more for each of these.
+        other = toy2d.log_prob(name, points, nodes=1000, **kwargs).mean()
+        assert own > other + 0.2, (kwargs, own, other)
+
+
+def test_eight_gaussians_mean_log_prob_is_minus_the_entropy():
+    std = 0.15
+    points = toy2d.eight_gaussians(20_000, std=std, seed=0)
+    # The components are 10 standard deviations apart, so they barely overlap and the entropy
+    # is log 8 plus that of one isotropic Gaussian, log(2 pi e std^2).
+    entropy = np.log(8.0) + np.log(2 * np.pi * np.e * std**2)
+    # The log density of a sample has standard deviation 1 here: standard error 0.007.
+    assert toy2d.log_prob("eight_gaussians", points).mean() == pytest.approx(-entropy, abs=0.03)
+
+
+def test_gaussian_mixture_log_prob_equals_the_tfp_distribution(tf):
+    points = np.random.default_rng(0).normal(0.0, 2.5, size=(500, 2))
+    expected = toy2d.gaussian_mixture_distribution().log_prob(points.astype(np.float32))
+    expected = expected.numpy().astype(np.float64)
+    assert expected.min() < -20 and expected.max() > -2  # tails and modes both covered
+    np.testing.assert_allclose(toy2d.log_prob("gaussian_mixture", points), expected,
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_eight_gaussians_components_are_normals_whose_mean_is_the_mixture():
+    radius, std = 3.0, 0.4
+    points = np.random.default_rng(1).uniform(-4.0, 4.0, size=(300, 2))
+    each = []
+    for k in range(8):
+        centre = radius * np.array([np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)])
+        by_hand = (-((points - centre) ** 2).sum(axis=1) / (2 * std**2)
+                   - np.log(2 * np.pi * std**2))
+        got = toy2d.log_prob("eight_gaussians", points, component=k, radius=radius, std=std)
+        np.testing.assert_allclose(got, by_hand, rtol=1e-12, atol=1e-12)
+        each.append(by_hand)
+    mixture = np.logaddexp.reduce(np.stack(each), axis=0) - np.log(8.0)
+    np.testing.assert_allclose(
+        toy2d.log_prob("eight_gaussians", points, radius=radius, std=std), mixture,
+        rtol=1e-12, atol=1e-10,
+    )
+
+
+def test_two_moons_quadrature_error_falls_fourfold_when_the_nodes_double():
+    points = toy2d.two_moons(200, seed=1)
+    reference = toy2d.log_prob("two_moons", points, nodes=6400)
+    errors = [np.abs(toy2d.log_prob("two_moons", points, nodes=n) - reference).max()
+              for n in (100, 200, 400)]
+    assert errors[0] > 1e-3  # coarse enough for the error to be measurable
+    for coarse, fine in pairwise(errors):
+        assert 3.5 < coarse / fine < 4.5, errors  # the midpoint rule's O(h^2)
+    # The default number of nodes is accurate to far better than a training run's noise.
+    default = np.abs(toy2d.log_prob("two_moons", points) - reference).max()
+    assert default < 1e-4
+
+
+def test_two_moons_components_average_to_the_mixture_and_match_the_labels():
+    points, labels = toy2d.two_moons(1000, seed=3, return_labels=True)
+    upper = toy2d.log_prob("two_moons", points, component=0, nodes=1000)
+    lower = toy2d.log_prob("two_moons", points, component=1, nodes=1000)
+    np.testing.assert_allclose(toy2d.log_prob("two_moons", points, nodes=1000),
+                               np.logaddexp(upper, lower) + np.log(0.5), rtol=1e-12)
+    # Each point is far likelier under the moon it was drawn from (the Bayes classifier).
+    assert np.mean((lower > upper) == (labels == 1)) > 0.99
+    tops = np.array([[0.0, 1.0], [1.0, -0.5]])  # the top of the upper, bottom of the lower moon
+    c0 = toy2d.log_prob("two_moons", tops, component=0)
+    c1 = toy2d.log_prob("two_moons", tops, component=1)
+    assert c0[0] > c1[0] + 50 and c1[1] > c0[1] + 50
+
+
+def test_checkerboard_log_prob_is_minus_log_8_on_dark_squares_and_minus_inf_elsewhere():
+    centres = np.array([[i - 1.5, j - 1.5] for i in range(4) for j in range(4)])
+    dark = np.array([(i + j) % 2 == 0 for i in range(4) for j in range(4)])
+    log_p = toy2d.log_prob("checkerboard", centres)
+    np.testing.assert_array_equal(log_p[dark], -np.log(8.0))
+    assert dark.sum() == 8 and np.all(log_p[~dark] == -np.inf)
+    outside = np.array([[-2.5, -1.5], [2.5, -1.5], [-1.5, 3.0], [-1.5, -2.01], [2.0, -1.5]])
+    assert np.all(toy2d.log_prob("checkerboard", outside) == -np.inf)
+    samples = toy2d.checkerboard(5000, seed=1)
+    np.testing.assert_array_equal(toy2d.log_prob("checkerboard", samples), -np.log(8.0))
+
+
+def test_two_moons_labels_mark_the_upper_moon_0_and_the_lower_moon_1():
+    points, labels = toy2d.two_moons(4000, seed=5, return_labels=True)
+    np.testing.assert_array_equal(points, toy2d.two_moons(4000, seed=5))  # same draws
+    assert labels.dtype == np.int32 and labels.shape == (4000,)
+    assert set(np.unique(labels)) == {0, 1} and 0.45 < labels.mean() < 0.55
+    # Mean height of a unit half circle is 2 / pi; the lower moon is flipped and raised by 0.5.
+    assert points[labels == 0, 1].mean() == pytest.approx(2 / np.pi, abs=0.03)
+    assert points[labels == 1, 1].mean() == pytest.approx(0.5 - 2 / np.pi, abs=0.03)
+    exact, exact_labels = toy2d.two_moons(1000, noise=0.0, seed=5, return_labels=True)
+    exact = exact.astype(np.float64)
+    centre = np.where(exact_labels[:, None] == 0, [0.0, 0.0], [1.0, 0.5])
+    np.testing.assert_allclose(np.hypot(*(exact - centre).T), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "pattern"),
+    [
+        (lambda: toy2d.log_prob("two_moons", np.zeros(4)), ValueError,
+         r"points must have shape \(n, 2\), got \(4,\)"),
+        (lambda: toy2d.log_prob("circles", np.zeros((5, 3))), ValueError,
+         r"points must have shape \(n, 2\), got \(5, 3\)"),
+        (lambda: toy2d.log_prob("checkerboard", [[1.0, 2.0, 3.0]]), ValueError,
+         r"points must have shape \(n, 2\), got \(1, 3\)"),
+        (lambda: toy2d.log_prob("pinwheel", np.zeros((2, 2))), NotImplementedError,
+         "no true density for 'pinwheel'"),
+        (lambda: toy2d.log_prob("spiral", np.zeros((2, 2))), ValueError, "name must be one of"),
+        (lambda: toy2d.log_prob("two_moons", np.zeros((2, 2)), radius=2.0), TypeError,
+         r"unexpected keyword arguments \['radius'\]"),
+        (lambda: toy2d.log_prob("checkerboard", np.zeros((2, 2)), noise=0.1), TypeError,
+         r"unexpected keyword arguments \['noise'\]"),
+        (lambda: toy2d.log_prob("two_moons", np.zeros((2, 2)), component=2), ValueError,
+         "component must be <= 1"),
+        (lambda: toy2d.log_prob("eight_gaussians", np.zeros((2, 2)), component=8), ValueError,
+         "component must be <= 7"),
+        (lambda: toy2d.log_prob("eight_gaussians", np.zeros((2, 2)), component=-1), ValueError,
+         "component must be >= 0"),
+        (lambda: toy2d.log_prob("circles", np.zeros((2, 2)), component=0), ValueError,
+         "component is only defined for .*not 'circles'"),
+        (lambda: toy2d.log_prob("gaussian_mixture", np.zeros((2, 2)), component=0), ValueError,
+         "component is only defined for"),
+        (lambda: toy2d.log_prob("two_moons", np.zeros((2, 2)), nodes=1), ValueError,
+         "nodes must be >= 2"),
+        (lambda: toy2d.log_prob("two_moons", np.zeros((2, 2)), noise=0.0), ValueError,
+         "noise must be > 0"),
+        (lambda: toy2d.log_prob("eight_gaussians", np.zeros((2, 2)), std=0.0), ValueError,
+         "std must be > 0"),
+    ],
+)
+def test_log_prob_rejects_bad_arguments_clearly(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()

@@ -212,3 +212,54 @@ def test_fit_uses_a_given_optimizer_and_one_seed_per_step(tf):
     # ... and a rerun with the same seed sees the same ones.
     assert again.train["seed0"] == history.train["seed0"]
     assert again.train["seed1"] == history.train["seed1"]
+
+
+# --------------------------------------------------------------------------------------------
+# fit_max_likelihood: optimizer, XLA and timings
+# --------------------------------------------------------------------------------------------
+
+
+def test_fit_max_likelihood_trains_with_the_optimizer_it_is_given(tf, trainable_normal):
+    import keras
+
+    sgd = keras.optimizers.SGD(learning_rate=0.0)  # a zero step: nothing may move
+    history = fit_max_likelihood(trainable_normal, DATA, epochs=3, batch_size=300,
+                                 learning_rate=0.1, optimizer=sgd)
+    assert history.steps == 3 * 7  # 2,000 points in batches of 300: 7 per epoch
+    assert int(sgd.iterations) == history.steps  # every step went through this optimizer
+    assert float(trainable_normal.loc) == 0.0  # ... and not through Adam(learning_rate)
+    assert history.train_nll[0] == pytest.approx(history.train_nll[-1], rel=1e-6)
+
+
+def test_fit_max_likelihood_with_xla_matches_the_plain_compiled_step(tf):
+    import tensorflow_probability as tfp
+
+    def make():
+        return tfp.distributions.Normal(
+            tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfp.bijectors.Softplus()))
+
+    plain, xla = make(), make()
+    h_plain = fit_max_likelihood(plain, DATA, epochs=3, batch_size=200, learning_rate=0.05)
+    h_xla = fit_max_likelihood(xla, DATA, epochs=3, batch_size=200, learning_rate=0.05,
+                               jit_compile=True)
+    assert float(xla.loc) > 0.5  # it trained (from 0 towards the data mean 2)
+    assert float(xla.loc) == pytest.approx(float(plain.loc), rel=1e-5)
+    np.testing.assert_allclose(h_xla.train_nll, h_plain.train_nll, rtol=1e-5)
+    assert h_xla.traces == 1 and h_xla.steps == h_plain.steps == 30
+
+
+def test_fit_max_likelihood_records_the_seconds_of_every_epoch(tf, trainable_normal):
+    history = fit_max_likelihood(trainable_normal, DATA, valid=DATA[:500], epochs=4,
+                                 batch_size=500)
+    assert len(history.epoch_seconds) == history.epochs == 4
+    assert all(s > 0 for s in history.epoch_seconds)
+    # Epoch times count training only; the total also counts validation after each epoch.
+    assert sum(history.epoch_seconds) <= history.seconds
+    assert history.seconds > 0
+
+
+def test_fit_max_likelihood_rejects_a_bad_optimizer_or_jit_flag(tf, trainable_normal):
+    with pytest.raises(TypeError, match="optimizer must be a Keras 3 optimizer"):
+        fit_max_likelihood(trainable_normal, DATA, epochs=1, optimizer="adam")
+    with pytest.raises(TypeError, match="jit_compile must be True or False"):
+        fit_max_likelihood(trainable_normal, DATA, epochs=1, jit_compile=1)

@@ -14,6 +14,10 @@ Builders:
 :func:`iaf`       inverse autoregressive flow (Kingma et al., 2016): the inverse of a MAF,
                   fast sampling, slow density.
 :func:`realnvp`   affine coupling layers (Dinh et al., 2017): fast in both directions.
+:func:`spline`    rational-quadratic spline coupling layers (neural spline flows, Durkan et
+                  al., 2019): coupling layers whose per-coordinate map is a monotone spline.
+
+:func:`num_parameters` counts a flow's trainable numbers.
 
 Train a flow with :func:`tfpcourse.training.fit_max_likelihood` on ``flow.distribution`` (it
 runs the course's one training loop, :func:`tfpcourse.training.fit`).
@@ -34,7 +38,19 @@ import tf_keras
 
 from tfpcourse._validate import check_int, check_number
 
-__all__ = ["MLP", "BoundedMADE", "CouplingNet", "Flow", "LeakyReLU", "iaf", "maf", "realnvp"]
+__all__ = [
+    "MLP",
+    "BoundedMADE",
+    "CouplingNet",
+    "Flow",
+    "LeakyReLU",
+    "SplineNet",
+    "iaf",
+    "maf",
+    "num_parameters",
+    "realnvp",
+    "spline",
+]
 
 tfb = tfp.bijectors
 
@@ -111,6 +127,52 @@ class CouplingNet(tf.Module):
         out = self.net(x0)
         shift, raw = tf.split(out, 2, axis=-1)
         return shift, self.max_log_scale * tf.tanh(raw / self.max_log_scale)
+
+class SplineNet(tf.Module):
+    """``bijector_fn`` for ``tfb.RealNVP``: an MLP from the kept coordinates to a
+    ``tfb.RationalQuadraticSpline`` for each transformed coordinate.
+
+    The spline maps ``[-bound, bound]`` onto itself through ``num_bins`` monotone
+    rational-quadratic pieces and is the identity outside (linear tails). Per coordinate the
+    network outputs ``num_bins`` widths and heights (through a softmax, each at least
+    ``min_bin``) and ``num_bins - 1`` interior knot slopes (through a softplus, each at least
+    ``min_slope``). Its last layer starts at zero, which gives equal bins and unit slopes: the
+    identity map.
+    """
+
+    def __init__(self, num_masked, num_out, hidden_units, *, num_bins=8, bound=3.0, seed=0,
+                 min_bin=1e-3, min_slope=1e-3, name="spline_net"):
+        super().__init__(name=name)
+        self.num_bins = check_int("num_bins", num_bins, minimum=2)
+        self.bound = check_number("bound", bound, minimum=0.0, strict_minimum=True)
+        self.min_bin = check_number("min_bin", min_bin, minimum=0.0, strict_minimum=True,
+                                    maximum=2 * self.bound / self.num_bins)
+        self.min_slope = check_number("min_slope", min_slope, minimum=0.0, strict_minimum=True,
+                                      maximum=1.0)
+        self.num_out = int(num_out)
+        self.net = MLP(num_masked, hidden_units, num_out * (3 * self.num_bins - 1), seed=seed)
+        # softplus(raw + offset) = 1 - min_slope at raw = 0: unit slopes at the start
+        self._slope_offset = float(np.log(np.expm1(1.0 - self.min_slope)))
+
+    def _bins(self, raw):
+        span = 2 * self.bound - self.num_bins * self.min_bin
+        return self.min_bin + span * tf.nn.softmax(raw, axis=-1)
+
+    def spline_parameters(self, x0):
+        """Bin widths, bin heights and knot slopes for the points ``x0`` (the kept part)."""
+        out = self.net(x0)
+        out = tf.reshape(out, tf.concat([tf.shape(out)[:-1],
+                                         [self.num_out, 3 * self.num_bins - 1]], axis=0))
+        k = self.num_bins
+        widths, heights = self._bins(out[..., :k]), self._bins(out[..., k : 2 * k])
+        slopes = self.min_slope + tf.nn.softplus(out[..., 2 * k :] + self._slope_offset)
+        return widths, heights, slopes
+
+    def __call__(self, x0, output_units, **kwargs):
+        widths, heights, slopes = self.spline_parameters(x0)
+        return tfb.RationalQuadraticSpline(bin_widths=widths, bin_heights=heights,
+                                           knot_slopes=slopes, range_min=-self.bound)
+
 
 class BoundedMADE(tf.Module):
     """``shift_and_log_scale_fn`` for ``tfb.MaskedAutoregressiveFlow``: TFP's MADE network with
@@ -302,3 +364,55 @@ def realnvp(
         if i < num_layers - 1:
             layers.append(_reverse(event_size))
     return Flow(layers, event_size, name="realnvp", networks=networks)
+
+
+def spline(
+    event_size: int = 2,
+    num_layers: int = 4,
+    hidden_units: Sequence[int] = (32, 32),
+    *,
+    num_bins: int = 8,
+    bound: float = 3.0,
+    seed: int = 0,
+) -> Flow:
+    """Rational-quadratic spline coupling layers (a coupling neural spline flow): like
+    :func:`realnvp`, but each layer maps the other half through a monotone spline
+    (:class:`SplineNet`) instead of a shift and a scale, reversed between layers.
+
+    Inside ``[-bound, bound]`` a spline can bend a coordinate far more than an affine map can
+    (many bumps, sharp edges); outside it, the layer is the identity, so data should be
+    standardised to lie mostly inside.
+    """
+    event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
+                                                         seed)
+    num_masked = event_size // 2
+    layers, networks = [], []
+    for i in range(num_layers):
+        net = SplineNet(num_masked, event_size - num_masked, hidden, num_bins=num_bins,
+                        bound=bound, seed=seed + i, name=f"spline_net_{i}")
+        networks.append(net)
+        layers.append(tfb.RealNVP(num_masked=num_masked, bijector_fn=net, name=f"spline_{i}"))
+        if i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name="spline", networks=networks)
+
+
+def num_parameters(flow_or_variables) -> int:
+    """The number of trainable numbers of a flow (anything with ``trainable_variables``) or of
+    a list of variables.
+
+    TFP's MADE stores full weight matrices and keeps the masked entries at zero; they are
+    counted too (they are stored, not free).
+    """
+    variables = getattr(flow_or_variables, "trainable_variables", flow_or_variables)
+    message = (f"flow_or_variables must have trainable_variables or be a list of variables, "
+               f"got {type(flow_or_variables).__name__}")
+    if isinstance(variables, str | bytes | np.ndarray):
+        raise TypeError(message)
+    try:
+        variables = list(variables)
+    except TypeError:
+        raise TypeError(message) from None
+    if not all(isinstance(v, tf.Variable) for v in variables):
+        raise TypeError(message)
+    return int(sum(int(np.prod(v.shape)) for v in variables))

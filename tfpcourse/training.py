@@ -587,6 +587,7 @@ class FitHistory:
     stopped_early: bool = False
     steps: int = 0
     seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
     traces: int = 0
     eval_traces: int = 0
 
@@ -661,9 +662,11 @@ def fit_max_likelihood(
     epochs: int = 100,
     batch_size: int = 256,
     learning_rate: float = 1e-2,
+    optimizer: Any = None,
     patience: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    jit_compile: bool = False,
     variables: Any = None,
     strategy: Any = None,
 ) -> FitHistory:
@@ -683,6 +686,12 @@ def fit_max_likelihood(
         epoch, and at the end the variables of the best epoch are restored.
     epochs, batch_size, learning_rate:
         The optimisation budget.
+    optimizer:
+        A Keras 3 optimizer to use instead of Adam with ``learning_rate`` (e.g. Adam with a
+        learning-rate schedule), as in :func:`fit`.
+    jit_compile:
+        Compile the step with XLA, as in :func:`fit` (pays for layers made of many small
+        operations, such as splines; measure before you choose).
     patience:
         Stop when the validation NLL has not improved for this many epochs. ``None`` trains
         for all epochs.
@@ -731,8 +740,9 @@ def fit_max_likelihood(
     valid_ds = None if valid is None else tf.data.Dataset.from_tensor_slices(valid).batch(4096)
     history = fit(
         model, dataset, epochs=epochs, valid=valid_ds, learning_rate=learning_rate,
-        seed=seed, patience=patience, restore_best=valid is not None, progress=progress,
-        strategy=strategy, static_shapes=True,
+        optimizer=optimizer, seed=seed, patience=patience, restore_best=valid is not None,
+        progress=progress,
+        strategy=strategy, static_shapes=True, jit_compile=jit_compile,
     )
     return FitHistory(
         train_nll=history.train["loss"],
@@ -741,6 +751,7 @@ def fit_max_likelihood(
         stopped_early=history.stopped_early,
         steps=history.steps,
         seconds=history.seconds,
+        epoch_seconds=history.epoch_seconds,
         traces=history.traces,
         eval_traces=history.eval_traces,
     )
