@@ -899,7 +899,7 @@ for name in TARGETS:
 #   Ten thousand parameters of spline layers can bend a coordinate into many bumps at once;
 #   the same budget of affine layers can only shift and stretch it, one layer at a time.
 # * **MAF and IAF are the same family of maps in two dimensions.** A 2-D MAF layer is
-#   $x_1 = a z_1 + b$, $x_2 = z_2 e^{lpha(x_1)} + \mu(x_1)$; an IAF layer is the same with its
+#   $x_1 = a z_1 + b$, $x_2 = z_2 e^{\alpha(x_1)} + \mu(x_1)$; an IAF layer is the same with its
 #   network reading $z_1$, which is an affine function of $x_1$. Their gaps still differ (IAF
 #   better on the eight Gaussians by 0.20 nats, MAF better on the checkerboard by 0.05, both
 #   several standard errors): the parameterisation changes what the optimiser finds in 640

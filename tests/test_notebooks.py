@@ -411,3 +411,20 @@ def test_the_private_attribute_check_can_fail():
     assert hits == ["_masks", "_shift_and_log_scale_fn"]
     assert not PRIVATE_ACCESS.findall(_code_without_comments_and_strings(
         "x = obj.__class__  # a ._comment\ny = '._in_a_string'\n"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.name)
+def test_sources_hold_no_control_characters(py):
+    """A backslash escape written through a non-raw Python string (``"\\alpha"`` is a bell
+    character plus ``lpha``) breaks the math on the website without any other error."""
+    bad = [(n, line) for n, line in enumerate(py.read_text().splitlines(), 1)
+           if _CONTROL.search(line)]
+    assert not bad, f"{py.name}: control characters on lines {[n for n, _ in bad]}"
+
+
+def test_the_control_character_check_can_fail():
+    assert _CONTROL.search("$e^{\alpha}$")  # the bell character, as the bug wrote it
+    assert not _CONTROL.search(r"$e^{\alpha}$")
