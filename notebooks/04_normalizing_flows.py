@@ -903,8 +903,8 @@ for name in TARGETS:
 #   network reading $z_1$, which is an affine function of $x_1$. Their gaps still differ (IAF
 #   better on the eight Gaussians by 0.20 nats, MAF better on the checkerboard by 0.05, both
 #   several standard errors): the parameterisation changes what the optimiser finds in 640
-#   steps, not what the model could represent. On the two moons the affine flows' seeds
-#   disagree by more than the flows do.
+#   steps, not what the model could represent. On the two moons MAF and IAF differ by less
+#   than two standard errors (their seeds disagree a lot), and RealNVP is further away.
 # * **The goal of 0.05 nats** is reached on two datasets, by the spline flow only. The
 #   checkerboard resists: its density jumps from $1/8$ to 0 at every edge of a square, and a
 #   flow's density is continuous, so every edge costs a band of misplaced mass. Figure 4 shows
@@ -935,7 +935,7 @@ plt.show()
 # scale; values below 0.001 are drawn at 0.001). The dashed line marks 0.05 nats. The time is
 # that of the side-by-side training divided by the number of seeds, and each curve's first point
 # includes tracing its step (for the spline, also compiling it with XLA: the spline's curve
-# starts about 8 s later for that reason alone). The affine flows level off far above the line
+# starts about 7 s after the others, almost all of it compilation). The affine flows level off far above the line
 # within seconds; the spline's gap falls through 0.05 on the two moons and the eight Gaussians
 # and is still falling on the checkerboard when training stops.
 
@@ -1270,7 +1270,7 @@ plt.show()
 # *Figure 9.* Log-likelihood in logit space of 2,000 held-out images after each training epoch
 # (higher is better), with the closed-form Gaussian (dashed) and the MAF (5) figure of the MAF
 # paper (dotted), all under the same protocol. The log-likelihood rises by about 9 nats in the
-# second epoch and is still rising; the dotted line is 51 nats above the last point.
+# second epoch and is still rising; the dotted line is about 50 nats above the last point.
 #
 # Samples need 784 network passes per MAF layer (each pixel waits for the ones before it):
 
