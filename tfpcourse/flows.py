@@ -338,6 +338,20 @@ def iaf(
     return _autoregressive("iaf", event_size, num_layers, hidden_units, permute, seed)
 
 
+def _coupling_flow(name, event_size, num_layers, make_layer) -> Flow:
+    """Coupling layers ``make_layer(i, num_masked, num_out) -> (network, bijector)`` that
+    keep the first ``event_size // 2`` dimensions, with the dimensions reversed in between."""
+    num_masked = event_size // 2
+    layers, networks = [], []
+    for i in range(num_layers):
+        net, layer = make_layer(i, num_masked, event_size - num_masked)
+        networks.append(net)
+        layers.append(layer)
+        if i < num_layers - 1:
+            layers.append(_reverse(event_size))
+    return Flow(layers, event_size, name=name, networks=networks)
+
+
 def realnvp(
     event_size: int = 2,
     num_layers: int = 6,
@@ -353,17 +367,13 @@ def realnvp(
                                                          seed)
     max_log_scale = check_number("max_log_scale", max_log_scale, minimum=0.0,
                                  strict_minimum=True)
-    num_masked = event_size // 2
-    layers, networks = [], []
-    for i in range(num_layers):
-        net = CouplingNet(num_masked, event_size - num_masked, hidden, seed=seed + i,
+    def layer(i, num_masked, num_out):
+        net = CouplingNet(num_masked, num_out, hidden, seed=seed + i,
                           max_log_scale=max_log_scale, name=f"coupling_{i}")
-        networks.append(net)
-        layers.append(tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=net,
-                                  name=f"realnvp_{i}"))
-        if i < num_layers - 1:
-            layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name="realnvp", networks=networks)
+        return net, tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=net,
+                                name=f"realnvp_{i}")
+
+    return _coupling_flow("realnvp", event_size, num_layers, layer)
 
 
 def spline(
@@ -385,16 +395,12 @@ def spline(
     """
     event_size, num_layers, hidden, seed = _check_common(event_size, num_layers, hidden_units,
                                                          seed)
-    num_masked = event_size // 2
-    layers, networks = [], []
-    for i in range(num_layers):
-        net = SplineNet(num_masked, event_size - num_masked, hidden, num_bins=num_bins,
-                        bound=bound, seed=seed + i, name=f"spline_net_{i}")
-        networks.append(net)
-        layers.append(tfb.RealNVP(num_masked=num_masked, bijector_fn=net, name=f"spline_{i}"))
-        if i < num_layers - 1:
-            layers.append(_reverse(event_size))
-    return Flow(layers, event_size, name="spline", networks=networks)
+    def layer(i, num_masked, num_out):
+        net = SplineNet(num_masked, num_out, hidden, num_bins=num_bins, bound=bound,
+                        seed=seed + i, name=f"spline_net_{i}")
+        return net, tfb.RealNVP(num_masked=num_masked, bijector_fn=net, name=f"spline_{i}")
+
+    return _coupling_flow("spline", event_size, num_layers, layer)
 
 
 def num_parameters(flow_or_variables) -> int:
